@@ -1,0 +1,15 @@
+"""klon: the Klon Centaur overdrive, modelled as a circuit and verified against SPICE.
+
+Names are handed on lazily, so `import klon.wdf` does not load (and compile) the whole pedal.
+"""
+from .errors import KlonError
+
+__all__ = ["Centaur", "GainStage", "KlonError"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name in ("Centaur", "GainStage"):
+        from . import circuit
+        return getattr(circuit, name)
+    raise AttributeError(f"module 'klon' has no attribute {name!r}")

@@ -1,0 +1,219 @@
+"""Flatten a described WDF tree into arrays, and the compiled kernels that run it.
+
+Two ways to run a tree, computing the same thing:
+- `wave_step`: the textbook traversal (reflect up, solve the root, scatter down), element by
+  element. Clear, and the reference the fast path is tested against.
+- `state_space_step`: the fast path. A tree whose only nonlinearity is its root is linear
+  everywhere else, so the wave the root sees is a linear function of the reactive elements'
+  stored waves x and the source inputs u, and the next stored waves and any element's voltage
+  or current are linear in (x, u, root wave). `derive_state_space` finds those linear maps by
+  probing the tree with unit vectors (exact, by superposition); a sample then costs a few small
+  dot products plus the root solve. A pot that moves only means deriving the maps again.
+"""
+import numpy as np
+from numba import njit
+
+from .elements import (
+    CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, ROOT_DIODE, ROOT_DIODE_PAIR,
+    ROOT_IDEAL_VOLTAGE_SOURCE, ROOT_OPEN, ROOT_SHORT, SERIES, VOLTAGE_SOURCE,
+)
+from .omega import diode_pair_voltage, diode_voltage
+
+# columns of the integer topology table
+KIND, CHILD_START, CHILD_COUNT, SOURCE, STATE = range(5)
+# columns of the float node table
+VALUE, PORT_RESISTANCE, WAVE_A, WAVE_B = range(4)
+# root table: kind, source index, saturation current, n * Vt
+VOLTAGE, CURRENT = 0, 1
+
+
+@njit(cache=True)
+def update_port_resistances(topology, children, order, nodes, sample_period):
+    for k in range(order.shape[0]):
+        n = order[k]
+        kind = topology[n, KIND]
+        if kind == RESISTOR or kind == VOLTAGE_SOURCE:
+            nodes[n, PORT_RESISTANCE] = nodes[n, VALUE]
+        elif kind == CAPACITOR:
+            nodes[n, PORT_RESISTANCE] = sample_period / (2.0 * nodes[n, VALUE])
+        elif kind == INDUCTOR:
+            nodes[n, PORT_RESISTANCE] = 2.0 * nodes[n, VALUE] / sample_period
+        else:
+            start = topology[n, CHILD_START]
+            total = 0.0
+            for c in range(start, start + topology[n, CHILD_COUNT]):
+                r = nodes[children[c], PORT_RESISTANCE]
+                total += r if kind == SERIES else 1.0 / r
+            nodes[n, PORT_RESISTANCE] = total if kind == SERIES else 1.0 / total
+
+
+@njit(cache=True)
+def reflect(topology, children, order, nodes, state, inputs):
+    """Waves up the tree (leaves first); returns the wave the root sees."""
+    n = 0
+    for k in range(order.shape[0]):
+        n = order[k]
+        kind = topology[n, KIND]
+        if kind == RESISTOR:
+            b = 0.0
+        elif kind == CAPACITOR:
+            b = state[topology[n, STATE]]
+        elif kind == INDUCTOR:
+            b = -state[topology[n, STATE]]
+        elif kind == VOLTAGE_SOURCE:
+            b = inputs[topology[n, SOURCE]]
+        else:
+            start = topology[n, CHILD_START]
+            b = 0.0
+            if kind == SERIES:
+                for c in range(start, start + topology[n, CHILD_COUNT]):
+                    b += nodes[children[c], WAVE_B]
+            else:
+                for c in range(start, start + topology[n, CHILD_COUNT]):
+                    child = children[c]
+                    b += nodes[n, PORT_RESISTANCE] / nodes[child, PORT_RESISTANCE] * nodes[child, WAVE_B]
+        nodes[n, WAVE_B] = b
+    return nodes[n, WAVE_B]
+
+
+@njit(cache=True)
+def scatter(topology, children, order, nodes, state, wave_into_top):
+    """Waves down the tree (root first); reactive elements store what they receive."""
+    top = order[order.shape[0] - 1]
+    nodes[top, WAVE_A] = wave_into_top
+    for k in range(order.shape[0] - 1, -1, -1):
+        n = order[k]
+        kind = topology[n, KIND]
+        a = nodes[n, WAVE_A]
+        if kind == CAPACITOR or kind == INDUCTOR:
+            state[topology[n, STATE]] = a
+        elif kind == SERIES or kind == PARALLEL:
+            start = topology[n, CHILD_START]
+            stop = start + topology[n, CHILD_COUNT]
+            if kind == SERIES:
+                # common current (a - b) / (2 R) shared in proportion to each port resistance
+                excess = (a - nodes[n, WAVE_B]) / nodes[n, PORT_RESISTANCE]
+                for c in range(start, stop):
+                    child = children[c]
+                    nodes[child, WAVE_A] = nodes[child, WAVE_B] + nodes[child, PORT_RESISTANCE] * excess
+            else:
+                # common voltage (a + b) / 2 seen by every child
+                twice_v = a + nodes[n, WAVE_B]
+                for c in range(start, stop):
+                    child = children[c]
+                    nodes[child, WAVE_A] = twice_v - nodes[child, WAVE_B]
+
+
+@njit(cache=True)
+def solve_root(root_kind, root_source, root_params, wave_up, port_resistance, inputs):
+    """The wave the root sends back into the tree, given the wave the tree sends up."""
+    if root_kind == ROOT_IDEAL_VOLTAGE_SOURCE:
+        return 2.0 * inputs[root_source] - wave_up
+    if root_kind == ROOT_OPEN:
+        return wave_up
+    if root_kind == ROOT_SHORT:
+        return -wave_up
+    if root_kind == ROOT_DIODE:
+        v = diode_voltage(wave_up, port_resistance, root_params[0], root_params[1])
+    else:
+        v = diode_pair_voltage(wave_up, port_resistance, root_params[0], root_params[1])
+    return 2.0 * v - wave_up
+
+
+@njit(cache=True)
+def read_outputs(nodes, output_nodes, output_quantities, out):
+    for k in range(output_nodes.shape[0]):
+        n = output_nodes[k]
+        a = nodes[n, WAVE_A]
+        b = nodes[n, WAVE_B]
+        if output_quantities[k] == VOLTAGE:
+            out[k] = 0.5 * (a + b)
+        else:
+            out[k] = 0.5 * (a - b) / nodes[n, PORT_RESISTANCE]
+
+
+@njit(cache=True)
+def wave_step(topology, children, order, nodes, state, inputs, root_kind, root_source, root_params,
+              output_nodes, output_quantities, out):
+    """One sample by traversal; returns the root's voltage."""
+    top = order[order.shape[0] - 1]
+    up = reflect(topology, children, order, nodes, state, inputs)
+    down = solve_root(root_kind, root_source, root_params, up, nodes[top, PORT_RESISTANCE], inputs)
+    scatter(topology, children, order, nodes, state, down)
+    read_outputs(nodes, output_nodes, output_quantities, out)
+    return 0.5 * (up + down)
+
+
+@njit(cache=True)
+def derive_state_space(topology, children, order, nodes, sample_period, n_inputs,
+                       output_nodes, output_quantities, probe_state, probe_inputs, probe_out, matrix):
+    """Fill `matrix` (rows: root wave, next states, outputs; columns: states, inputs, root wave).
+
+    The probe_* arrays are scratch space, so that a pot moving in real time allocates nothing.
+    """
+    update_port_resistances(topology, children, order, nodes, sample_period)
+    n_states = probe_state.shape[0]
+    n_outputs = output_nodes.shape[0]
+    n_columns = n_states + n_inputs + 1
+    for j in range(n_columns):
+        probe_state[:] = 0.0
+        probe_inputs[:] = 0.0
+        down = 0.0
+        if j < n_states:
+            probe_state[j] = 1.0
+        elif j < n_states + n_inputs:
+            probe_inputs[j - n_states] = 1.0
+        else:
+            down = 1.0
+        up = reflect(topology, children, order, nodes, probe_state, probe_inputs)
+        matrix[0, j] = up if j < n_states + n_inputs else 0.0
+        scatter(topology, children, order, nodes, probe_state, down)
+        read_outputs(nodes, output_nodes, output_quantities, probe_out)
+        for i in range(n_states):
+            matrix[1 + i, j] = probe_state[i]
+        for i in range(n_outputs):
+            matrix[1 + n_states + i, j] = probe_out[i]
+
+
+@njit(cache=True)
+def state_space_step(matrix, state, inputs, root_kind, root_source, root_params, port_resistance,
+                     next_state, out):
+    """One sample by the derived maps; updates `state` in place and returns the root's voltage."""
+    n_states = state.shape[0]
+    n_inputs = inputs.shape[0]
+    up = 0.0
+    for j in range(n_states):
+        up += matrix[0, j] * state[j]
+    for j in range(n_inputs):
+        up += matrix[0, n_states + j] * inputs[j]
+    down = solve_root(root_kind, root_source, root_params, up, port_resistance, inputs)
+    last = n_states + n_inputs
+    for i in range(1, matrix.shape[0]):
+        acc = matrix[i, last] * down
+        for j in range(n_states):
+            acc += matrix[i, j] * state[j]
+        for j in range(n_inputs):
+            acc += matrix[i, n_states + j] * inputs[j]
+        if i <= n_states:
+            next_state[i - 1] = acc
+        else:
+            out[i - 1 - n_states] = acc
+    state[:] = next_state
+    return 0.5 * (up + down)
+
+
+@njit(cache=True)
+def run_state_space(matrix, state, inputs, root_kind, root_source, root_params, port_resistance,
+                    next_state, outputs):
+    """A block: inputs (frames x sources) -> outputs (frames x outputs)."""
+    for t in range(inputs.shape[0]):
+        state_space_step(matrix, state, inputs[t], root_kind, root_source, root_params,
+                         port_resistance, next_state, outputs[t])
+
+
+@njit(cache=True)
+def run_waves(topology, children, order, nodes, state, inputs, root_kind, root_source, root_params,
+              output_nodes, output_quantities, outputs):
+    for t in range(inputs.shape[0]):
+        wave_step(topology, children, order, nodes, state, inputs[t], root_kind, root_source,
+                  root_params, output_nodes, output_quantities, outputs[t])
