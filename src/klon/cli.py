@@ -1,0 +1,94 @@
+"""The `klon` command: thin argument handling over the library.
+
+Every problem the user can fix ends as one line on stderr and exit status 2, with no traceback
+and no partial output file.
+"""
+import argparse
+import sys
+
+from .errors import KlonError
+
+
+def _knob(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="klon", description="The Klon Centaur overdrive, "
+                                     "modelled as a circuit and verified against SPICE.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("process", help="run an audio file through the pedal")
+    p.add_argument("input", help="audio file (anything libsndfile reads)")
+    p.add_argument("output", help="where to write the result (float WAV/FLAC/AIFF by extension)")
+    p.add_argument("--gain", type=_knob, default=0.5, help="Gain knob, 0..1 (default 0.5)")
+    p.add_argument("--treble", type=_knob, default=0.5, help="Treble knob, 0..1 (default 0.5)")
+    p.add_argument("--level", type=_knob, default=0.5, help="Level knob, 0..1 (default 0.5)")
+    p.add_argument("--engine", default="circuit", choices=["circuit"])
+    p.add_argument("--stage", default="full", choices=["full", "gain"],
+                   help="full: the whole pedal; gain: the gain stage alone (volts in, volts out)")
+    p.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"])
+    p.add_argument("--oversampling", type=int, choices=[1, 2, 4], default=None,
+                   help="oversampling of the gain stage (default: 2, or 4 below 44.1 kHz)")
+
+    v = commands.add_parser("verify", help="compare the circuit model with ngspice, stage by stage")
+    v.add_argument("--quick", action="store_true", help="short clips and fewer settings")
+    v.add_argument("--opamp", default="ideal", choices=["ideal", "tl072"],
+                   help="op-amp model in the SPICE netlists (default ideal)")
+    v.add_argument("--data", default=None,
+                   help="folder holding klon-ltspice/DataIn (default: ../shared/data, $KLON_DATA)")
+    v.add_argument("--out", default=None, help="also write the table as Markdown to this file")
+
+    d = commands.add_parser("demo", help="a synthesized guitar riff through the pedal: WAVs and a plot")
+    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    return parser
+
+
+def _process(args):
+    from . import audio
+    from .circuit import Centaur, GainStage
+    from .circuit.linear_stages import check_knob
+
+    for name in ("gain", "treble", "level"):
+        check_knob(name, getattr(args, name))
+    x, sample_rate = audio.read(args.input)
+    if args.stage == "gain":
+        from .circuit.pedal import check_sample_rate
+        processor = GainStage(check_sample_rate(sample_rate), args.gain, args.diode, args.oversampling)
+    else:
+        processor = Centaur(sample_rate, args.gain, args.treble, args.level, engine=args.engine,
+                            diode=args.diode, oversampling=args.oversampling)
+    y = processor(x)
+    audio.write(args.output, y, sample_rate, protect=args.input)
+    print(f"wrote {args.output} ({y.shape[-1] / sample_rate:.2f} s, {y.shape[0]} channel(s), "
+          f"{int(sample_rate)} Hz)", file=sys.stderr)
+
+
+def _verify(args):
+    from .verify import run_verification
+    run_verification(quick=args.quick, opamp=args.opamp, data=args.data, markdown_path=args.out)
+
+
+def _demo(args):
+    from .demo import run_demo
+    run_demo(args.out)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        {"process": _process, "verify": _verify, "demo": _demo}[args.command](args)
+    except KlonError as exc:
+        print(f"klon: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("klon: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
