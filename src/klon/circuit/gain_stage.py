@@ -89,7 +89,7 @@ def build_clipper_tree(sample_rate, gain, diode):
     return _Tree(root, top, sample_rate, outputs, [gang_b_top, gang_b_bottom])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _move_pots(gain, pre, clip, amp_coefficients):
     top = max(c.GAIN_POT * gain, c.POT_MINIMUM)
     bottom = max(c.GAIN_POT * (1.0 - gain), c.POT_MINIMUM)
@@ -101,19 +101,17 @@ def _move_pots(gain, pre, clip, amp_coefficients):
         derive_state_space(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11])
 
 
-@njit(cache=True)
-def _run(x, y, pre, pre_state, clip, clip_state, amp_coefficients, amp_state, sum_state,
-         smoother, scratch):
-    """x, y: channels x frames at the oversampled rate. States are per channel (rows)."""
+@njit(cache=True, error_model="numpy")
+def _run(x, y, pre, pre_z, pre_result, clip, clip_z, clip_result, amp_coefficients, amp_state,
+         sum_state, smoother):
+    """x, y: channels x frames at the oversampled rate; every state array has a row per channel
+    (separate rows let the CPU overlap the channels' dependency chains)."""
     y7, g7, y8, g8 = amp_coefficients[1], amp_coefficients[2], amp_coefficients[3], amp_coefficients[4]
     y20, g13 = amp_coefficients[5], amp_coefficients[6]
     amp_lo, amp_hi = amp_coefficients[7], amp_coefficients[8]
     sum_lo, sum_hi = amp_coefficients[9], amp_coefficients[10]
-    pre_in = scratch[0, :1]
-    clip_in = scratch[1, :2]
-    pre_out = scratch[2, :2]
-    clip_out = scratch[3, :3]
-    next_state = scratch[4]
+    n_pre = pre_result.shape[1] - 2  # states of the pre-amp tree (it has two outputs)
+    n_clip = clip_result.shape[1] - 3  # states of the clipper tree (three outputs)
     pre_port = pre[3][pre[2][pre[2].shape[0] - 1], 1]
     clip_port = clip[3][clip[2][clip[2].shape[0] - 1], 1]
     n_channels, n_frames = x.shape
@@ -127,12 +125,13 @@ def _run(x, y, pre, pre_state, clip, clip_state, amp_coefficients, amp_state, su
         rs = amp_coefficients[0]
         for ch in range(n_channels):
             vi = x[ch, t]
-            # 1. pre-amp + FF1
-            pre_in[0] = vi
-            state_space_step(pre[11], pre_state[ch], pre_in, pre[13], pre[14], pre[15], pre_port,
-                             next_state[:pre_state.shape[1]], pre_out)
-            v_plus = pre_out[0]
-            # 2. amp stage: i = current down the ground leg, h7/h8 the capacitors' histories
+            # 1. pre-amp + FF1: U1B's + input and the current through R19
+            pz = pre_z[ch]
+            pr = pre_result[ch]
+            pz[n_pre] = vi
+            state_space_step(pre[11], pz, n_pre, 1, pre[13], pre[14], pre[15], pre_port, pr)
+            v_plus = pr[n_pre]
+            # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
             h7 = amp_state[ch, 0]
             h8 = amp_state[ch, 1]
             k = y7 / (1.0 + y7 * rs)
@@ -147,13 +146,14 @@ def _run(x, y, pre, pre_state, clip, clip_state, amp_coefficients, amp_state, su
             v7 = v_minus - rs * i_leg
             amp_state[ch, 0] = 2.0 * g7 * v7 - h7
             amp_state[ch, 1] = 2.0 * g8 * (v_amp - v_minus) - h8
-            # 3. clipper + FF2
-            clip_in[0] = v_amp
-            clip_in[1] = vi
-            state_space_step(clip[11], clip_state[ch], clip_in, clip[13], clip[14], clip[15],
-                             clip_port, next_state[:clip_state.shape[1]], clip_out)
-            # 4. summing amp
-            i_sum = pre_out[1] + clip_out[0] + clip_out[1] + clip_out[2]
+            # 3. clipper + FF2, driven by U1B's output and vi
+            cz = clip_z[ch]
+            cr = clip_result[ch]
+            cz[n_clip] = v_amp
+            cz[n_clip + 1] = vi
+            state_space_step(clip[11], cz, n_clip, 2, clip[13], clip[14], clip[15], clip_port, cr)
+            # 4. summing amp: the four branch currents through R20 || C13
+            i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
             h13 = sum_state[ch, 0]
             v_out = -(i_sum + h13) / y20
             if v_out > sum_hi:
@@ -190,10 +190,10 @@ class GainStage:
         self._smoother = np.zeros(4)
         self._smoother[:2] = gain
         self._ramp_samples = int(round(SMOOTHING_SECONDS * high_rate))
-        n_scratch = max(self._pre.wdf.n_states, self._clip.wdf.n_states, 3)
-        self._scratch = np.zeros((5, n_scratch))
+        self._pre_args = self._pre.kernel_args()
+        self._clip_args = self._clip.kernel_args()
         self._allocate_state()
-        _move_pots(gain, self._pre.kernel_args(), self._clip.kernel_args(), self._amp)
+        _move_pots(gain, self._pre_args, self._clip_args, self._amp)
 
     @property
     def latency(self):
@@ -212,14 +212,17 @@ class GainStage:
         if channels is not None and channels != self.channels:
             self.channels = channels
             self._allocate_state()
-        for s in (self._pre_state, self._clip_state, self._amp_state, self._sum_state):
+        for s in (self._pre_z, self._clip_z, self._amp_state, self._sum_state):
             s[:] = 0.0
         self._oversampler.reset()
 
     def _allocate_state(self):
         self._oversampler = Oversampler(self.oversampling, self.channels)
-        self._pre_state = np.zeros((self.channels, self._pre.wdf.n_states))
-        self._clip_state = np.zeros((self.channels, self._clip.wdf.n_states))
+        pre, clip = self._pre.wdf, self._clip.wdf
+        self._pre_z = np.zeros((self.channels, pre.n_states + 2))
+        self._pre_result = np.zeros((self.channels, pre.n_states + 2))
+        self._clip_z = np.zeros((self.channels, clip.n_states + 3))
+        self._clip_result = np.zeros((self.channels, clip.n_states + 3))
         self._amp_state = np.zeros((self.channels, 2))
         self._sum_state = np.zeros((self.channels, 1))
         self._high = np.zeros((2, self.channels, 0))
@@ -237,9 +240,9 @@ class GainStage:
         high = self._high[0, :, :high_n]
         high_out = self._high[1, :, :high_n]
         self._oversampler.upsample(x2, high)
-        _run(high, high_out, self._pre.kernel_args(), self._pre_state, self._clip.kernel_args(),
-             self._clip_state, self._amp, self._amp_state, self._sum_state, self._smoother,
-             self._scratch)
+        _run(high, high_out, self._pre_args, self._pre_z, self._pre_result, self._clip_args,
+             self._clip_z, self._clip_result, self._amp, self._amp_state, self._sum_state,
+             self._smoother)
         if out is None:
             out = np.empty(x.shape)
         self._oversampler.downsample(high_out, out.reshape(x2.shape))

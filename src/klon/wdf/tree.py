@@ -27,7 +27,7 @@ VALUE, PORT_RESISTANCE, WAVE_A, WAVE_B = range(4)
 VOLTAGE, CURRENT = 0, 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def update_port_resistances(topology, children, order, nodes, sample_period):
     for k in range(order.shape[0]):
         n = order[k]
@@ -47,7 +47,7 @@ def update_port_resistances(topology, children, order, nodes, sample_period):
             nodes[n, PORT_RESISTANCE] = total if kind == SERIES else 1.0 / total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def reflect(topology, children, order, nodes, state, inputs):
     """Waves up the tree (leaves first); returns the wave the root sees."""
     n = 0
@@ -76,7 +76,7 @@ def reflect(topology, children, order, nodes, state, inputs):
     return nodes[n, WAVE_B]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def scatter(topology, children, order, nodes, state, wave_into_top):
     """Waves down the tree (root first); reactive elements store what they receive."""
     top = order[order.shape[0] - 1]
@@ -104,7 +104,7 @@ def scatter(topology, children, order, nodes, state, wave_into_top):
                     nodes[child, WAVE_A] = twice_v - nodes[child, WAVE_B]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def solve_root(root_kind, root_source, root_params, wave_up, port_resistance, inputs):
     """The wave the root sends back into the tree, given the wave the tree sends up."""
     if root_kind == ROOT_IDEAL_VOLTAGE_SOURCE:
@@ -120,7 +120,7 @@ def solve_root(root_kind, root_source, root_params, wave_up, port_resistance, in
     return 2.0 * v - wave_up
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def read_outputs(nodes, output_nodes, output_quantities, out):
     for k in range(output_nodes.shape[0]):
         n = output_nodes[k]
@@ -132,7 +132,7 @@ def read_outputs(nodes, output_nodes, output_quantities, out):
             out[k] = 0.5 * (a - b) / nodes[n, PORT_RESISTANCE]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def wave_step(topology, children, order, nodes, state, inputs, root_kind, root_source, root_params,
               output_nodes, output_quantities, out):
     """One sample by traversal; returns the root's voltage."""
@@ -144,7 +144,7 @@ def wave_step(topology, children, order, nodes, state, inputs, root_kind, root_s
     return 0.5 * (up + down)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def derive_state_space(topology, children, order, nodes, sample_period, n_inputs,
                        output_nodes, output_quantities, probe_state, probe_inputs, probe_out, matrix):
     """Fill `matrix` (rows: root wave, next states, outputs; columns: states, inputs, root wave).
@@ -175,43 +175,45 @@ def derive_state_space(topology, children, order, nodes, sample_period, n_inputs
             matrix[1 + n_states + i, j] = probe_out[i]
 
 
-@njit(cache=True)
-def state_space_step(matrix, state, inputs, root_kind, root_source, root_params, port_resistance,
-                     next_state, out):
-    """One sample by the derived maps; updates `state` in place and returns the root's voltage."""
-    n_states = state.shape[0]
-    n_inputs = inputs.shape[0]
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root_params,
+                     port_resistance, result):
+    """One sample by the derived maps; returns the root's voltage.
+
+    z holds [stored waves, inputs, root wave]: the caller sets the inputs, the step updates the
+    stored waves in place and leaves the outputs in result[n_states:]. (Reassociating the dot
+    products lets them vectorise; it changes results only in the last bits.)
+    """
+    n_columns = z.shape[0]
     up = 0.0
-    for j in range(n_states):
-        up += matrix[0, j] * state[j]
-    for j in range(n_inputs):
-        up += matrix[0, n_states + j] * inputs[j]
-    down = solve_root(root_kind, root_source, root_params, up, port_resistance, inputs)
-    last = n_states + n_inputs
+    for j in range(n_columns - 1):
+        up += matrix[0, j] * z[j]
+    down = solve_root(root_kind, root_source, root_params, up, port_resistance,
+                      z[n_states:n_states + n_inputs])
+    z[n_columns - 1] = down
     for i in range(1, matrix.shape[0]):
-        acc = matrix[i, last] * down
-        for j in range(n_states):
-            acc += matrix[i, j] * state[j]
-        for j in range(n_inputs):
-            acc += matrix[i, n_states + j] * inputs[j]
-        if i <= n_states:
-            next_state[i - 1] = acc
-        else:
-            out[i - 1 - n_states] = acc
-    state[:] = next_state
+        acc = 0.0
+        for j in range(n_columns):
+            acc += matrix[i, j] * z[j]
+        result[i - 1] = acc
+    for i in range(n_states):
+        z[i] = result[i]
     return 0.5 * (up + down)
 
 
-@njit(cache=True)
-def run_state_space(matrix, state, inputs, root_kind, root_source, root_params, port_resistance,
-                    next_state, outputs):
+@njit(cache=True, error_model="numpy")
+def run_state_space(matrix, z, n_states, inputs, root_kind, root_source, root_params,
+                    port_resistance, result, outputs):
     """A block: inputs (frames x sources) -> outputs (frames x outputs)."""
+    n_inputs = inputs.shape[1]
     for t in range(inputs.shape[0]):
-        state_space_step(matrix, state, inputs[t], root_kind, root_source, root_params,
-                         port_resistance, next_state, outputs[t])
+        z[n_states:n_states + n_inputs] = inputs[t]
+        state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root_params,
+                         port_resistance, result)
+        outputs[t] = result[n_states:]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def run_waves(topology, children, order, nodes, state, inputs, root_kind, root_source, root_params,
               output_nodes, output_quantities, outputs):
     for t in range(inputs.shape[0]):

@@ -41,10 +41,12 @@ class WDF:
         except KeyError as exc:
             raise ValueError(f"output quantity must be 'voltage' or 'current', not {exc}") from None
         n_states, n_inputs, n_outputs = self.n_states, len(self.source_names), len(outputs)
-        self.state = np.zeros(n_states)
+        # [stored waves | inputs | root wave]: the state-space step's working vector
+        self._z = np.zeros(n_states + n_inputs + 1)
+        self.state = self._z[:n_states]
         self.matrix = np.zeros((1 + n_states + n_outputs, n_states + n_inputs + 1))
         self._probe = (np.zeros(n_states), np.zeros(n_inputs), np.zeros(n_outputs))
-        self._next_state = np.zeros(n_states)
+        self._result = np.zeros(n_states + n_outputs)
         self.derive()
 
     def _flatten(self, top):
@@ -124,8 +126,9 @@ class WDF:
                              f"({', '.join(self.source_names)}), got {inputs.shape[1]}")
         outputs = np.zeros((inputs.shape[0], len(self.output_nodes)))
         if method == "state_space":
-            k.run_state_space(self.matrix, self.state, inputs, self.root_kind, self.root_source,
-                              self.root_params, self.port_resistance, self._next_state, outputs)
+            k.run_state_space(self.matrix, self._z, self.n_states, inputs, self.root_kind,
+                              self.root_source, self.root_params, self.port_resistance,
+                              self._result, outputs)
         elif method == "waves":
             k.run_waves(self.topology, self.children, self.order, self.nodes, self.state, inputs,
                         self.root_kind, self.root_source, self.root_params, self.output_nodes,
