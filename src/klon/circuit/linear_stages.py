@@ -37,25 +37,28 @@ def analog_coefficients(stage, knob):
     return c.C15 * zb, 0.0, c.C15 * (ra + zb), 1.0
 
 
-@njit(cache=True)
-def _discretise(stage, knob, bilinear_c, coefficients):
+# layout of a stage's parameter array
+BILINEAR_C, LOW, HIGH, B0, B1, A1 = range(6)
+
+
+@njit(cache=True, error_model="numpy")
+def _discretise(stage, knob, params):
     b1, b0, a1, a0 = analog_coefficients(stage, knob)
-    bz0, bz1, az1 = bilinear1(b1, b0, a1, a0, bilinear_c)
-    coefficients[0] = bz0
-    coefficients[1] = bz1
-    coefficients[2] = az1
+    params[B0], params[B1], params[A1] = bilinear1(b1, b0, a1, a0, params[BILINEAR_C])
 
 
-@njit(cache=True)
-def _run(stage, x, y, state, smoother, coefficients, bilinear_c, low, high):
-    """Transposed direct form II, one state per channel; x, y: channels x frames."""
+@njit(cache=True, error_model="numpy")
+def run_stage(stage, x, y, state, smoother, params):
+    """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x)."""
     n_channels, n_frames = x.shape
+    low = params[LOW]
+    high = params[HIGH]
     for t in range(n_frames):
         if smoother[3] > 0.0:
-            _discretise(stage, smoother_next(smoother), bilinear_c, coefficients)
-        b0 = coefficients[0]
-        b1 = coefficients[1]
-        a1 = coefficients[2]
+            _discretise(stage, smoother_next(smoother), params)
+        b0 = params[B0]
+        b1 = params[B1]
+        a1 = params[A1]
         for ch in range(n_channels):
             u = x[ch, t]
             v = b0 * u + state[ch]
@@ -70,27 +73,36 @@ class _LinearStage:
 
     def __init__(self, sample_rate, knob=0.5, channels=1):
         self.sample_rate = float(sample_rate)
-        self._bilinear_c = 2.0 * self.sample_rate
-        self._low, self._high = c.output_limits(self.rails)
-        self._smoother = np.zeros(4)
-        self._smoother[:2] = check_knob(self.knob_name, knob) if self.knob_name else 0.0
+        self.params = np.zeros(6)
+        self.params[BILINEAR_C] = 2.0 * self.sample_rate
+        self.params[LOW], self.params[HIGH] = self.limits
+        self.smoother = np.zeros(4)
+        self.smoother[:2] = check_knob(self.knob_name, knob) if self.knob_name else 0.0
         self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
-        self._coefficients = np.zeros(3)
-        _discretise(self.stage, self._smoother[0], self._bilinear_c, self._coefficients)
-        self._state = np.zeros(channels)
+        _discretise(self.stage, self.smoother[0], self.params)
+        self.state = np.zeros(channels)
 
-    def set_knob(self, value):
-        smoother_set_target(self._smoother, check_knob(self.knob_name, value), self._ramp_samples)
+    @property
+    def limits(self):
+        """The op-amp's output swing, AC volts."""
+        return c.output_limits(self.rails)
+
+    @property
+    def knob(self):
+        return self.smoother[1]
+
+    @knob.setter
+    def knob(self, value):
+        smoother_set_target(self.smoother, check_knob(self.knob_name, value), self._ramp_samples)
 
     def reset(self, channels=None):
-        if channels is not None and channels != self._state.shape[0]:
-            self._state = np.zeros(channels)
-        self._state[:] = 0.0
+        if channels is not None and channels != self.state.shape[0]:
+            self.state = np.zeros(channels)
+        self.state[:] = 0.0
 
     def process(self, x, out):
-        """x, out: channels x frames (out may be x)."""
-        _run(self.stage, x, out, self._state, self._smoother, self._coefficients,
-             self._bilinear_c, self._low, self._high)
+        """x, out: channels x frames float64 (out may be x)."""
+        run_stage(self.stage, x, out, self.state, self.smoother, self.params)
         return out
 
 
@@ -117,9 +129,7 @@ class OutputStage(_LinearStage):
     stage = OUTPUT_STAGE
     knob_name = "level"
 
-    def __init__(self, sample_rate, knob=0.5, channels=1):
-        super().__init__(sample_rate, knob, channels)
-        self._low, self._high = -np.inf, np.inf
+    limits = (-np.inf, np.inf)
 
 
 def check_knob(name, value):

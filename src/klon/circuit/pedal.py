@@ -2,9 +2,10 @@
 import numpy as np
 from numba import njit
 
+from ..dsp.oversampling import _downsample, _upsample
 from ..errors import KlonError
-from .gain_stage import GainStage, offline
-from .linear_stages import InputBuffer, OutputStage, Tone, check_knob
+from .gain_stage import GainStage, offline, run_gain_stage
+from .linear_stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, InputBuffer, OutputStage, Tone, run_stage
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 22_050, 192_000
 ENGINES = ("circuit",)
@@ -21,11 +22,35 @@ def check_sample_rate(sample_rate):
     return rate
 
 
-@njit(cache=True)
-def all_finite(x):
-    for v in x.flat:
-        if not np.isfinite(v):
-            return False
+@njit(cache=True, error_model="numpy")
+def _run_pedal(x, y, start, stop, low, high, high_out, buffer_args, tone_args, output_args,
+               oversampler_args, gain_args):
+    """One piece of a block through every stage: one compiled call, so a block costs one
+    dispatch from Python however many stages there are. Refuses (returns False, touching
+    nothing) if the input holds NaN or Inf."""
+    n = stop - start
+    for ch in range(x.shape[0]):
+        for t in range(n):
+            v = x[ch, start + t]
+            if not np.isfinite(v):
+                return False
+            low[ch, t] = v
+    a = low[:, :n]
+    h = high[:, :n * (high.shape[1] // low.shape[1])]
+    ho = high_out[:, :h.shape[1]]
+    run_stage(INPUT_BUFFER, a, a, *buffer_args)
+    g1, g2, up1, up2, down1, down2, acc = oversampler_args
+    if g1.shape[0] == 0:  # no oversampling
+        run_gain_stage(a, a, *gain_args)
+    else:
+        _upsample(a, h, g1, g2, up1, up2, acc)
+        run_gain_stage(h, ho, *gain_args)
+        _downsample(ho, a, g1, g2, down1, down2, acc)
+    run_stage(TONE, a, a, *tone_args)
+    run_stage(OUTPUT_STAGE, a, a, *output_args)
+    for ch in range(x.shape[0]):
+        for t in range(n):
+            y[ch, start + t] = a[ch, t]
     return True
 
 
@@ -45,12 +70,11 @@ class Centaur:
             raise KlonError(f"unknown engine {engine!r}: this build has {', '.join(ENGINES)}")
         self.engine = engine
         self.sample_rate = check_sample_rate(sample_rate)
-        self._channels = 1
         self.input_buffer = InputBuffer(self.sample_rate)
         self.gain_stage = GainStage(self.sample_rate, gain, diode, oversampling)
         self.tone = Tone(self.sample_rate, treble)
         self.output_stage = OutputStage(self.sample_rate, level)
-        self._buffers = np.zeros((2, 1, 0))
+        self.reset(1)
 
     @property
     def latency(self):
@@ -66,54 +90,65 @@ class Centaur:
 
     @property
     def treble(self):
-        return self.tone._smoother[1]
+        return self.tone.knob
 
     @treble.setter
     def treble(self, value):
-        self.tone.set_knob(value)
+        self.tone.knob = value
 
     @property
     def level(self):
-        return self.output_stage._smoother[1]
+        return self.output_stage.knob
 
     @level.setter
     def level(self, value):
-        self.output_stage.set_knob(value)
+        self.output_stage.knob = value
 
     def reset(self, channels=None):
-        """Clear all state (as if the pedal had just been switched on at rest)."""
-        if channels is not None:
-            self._channels = channels
+        """Clear all state (as if the pedal had just been switched on at rest); a channel count
+        re-sizes it."""
+        channels = self.gain_stage.channels if channels is None else channels
         for stage in (self.input_buffer, self.gain_stage, self.tone, self.output_stage):
-            stage.reset(self._channels)
+            stage.reset(channels)
+        self._prepare(channels, 0)
+
+    def _prepare(self, channels, frames):
+        """Work buffers for blocks of up to `frames` (grown, never shrunk)."""
+        frames = max(frames, 256)
+        f = self.gain_stage.oversampling
+        self._low = np.zeros((channels, frames))
+        self._high = np.zeros((2, channels, frames * f))
+        os = self.gain_stage.oversampler
+        self._oversampler_args = (os._g1, os._g2, os._up1, os._up2, os._down1, os._down2, os._acc)
+        self._stage_args = tuple((s.state, s.smoother, s.params)
+                                 for s in (self.input_buffer, self.tone, self.output_stage))
 
     def process(self, block, out=None):
-        """Stream one block: 1-D (mono) or channels x frames, any float dtype; returns float32
-        (or fills `out`). A new channel count resets the state."""
+        """Stream one block: 1-D (mono) or channels x frames; returns float32 (or fills `out`,
+        any float dtype, same shape). A new channel count resets the state."""
         x = np.asarray(block)
-        if x.ndim not in (1, 2):
-            raise KlonError(f"audio must be 1-D or channels x frames, got shape {x.shape}")
-        if x.dtype.kind not in "fiu":
-            raise KlonError(f"audio must be numeric, got {x.dtype}")
+        if x.ndim not in (1, 2) or x.dtype.kind != "f":
+            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
+                            f"{x.dtype} with shape {x.shape}")
         x2 = x.reshape(1, -1) if x.ndim == 1 else x
-        if not all_finite(x2):
-            raise KlonError("audio contains NaN or Inf samples")
         channels, frames = x2.shape
-        if channels != self._channels:
+        if channels != self.gain_stage.channels:
             self.reset(channels)
-        if self._buffers.shape[1] != channels or self._buffers.shape[2] < frames:
-            self._buffers = np.zeros((2, channels, frames))
-        a = self._buffers[0, :, :frames]
-        b = self._buffers[1, :, :frames]
-        a[...] = x2
-        self.input_buffer.process(a, a)
-        self.gain_stage.process(a, b)
-        self.tone.process(b, b)
-        self.output_stage.process(b, b)
+        if frames > self._low.shape[1]:
+            self._prepare(channels, frames)
         if out is None:
             out = np.empty(x.shape, dtype=np.float32)
-        out.reshape(channels, frames)[...] = b
+        y2 = out.reshape(x2.shape)
+        buffer_args, tone_args, output_args = self._stage_args
+        for start, stop in self.gain_stage.segments(frames):
+            if not _run_pedal(x2, y2, start, stop, self._low, self._high[0], self._high[1],
+                              buffer_args, tone_args, output_args, self._oversampler_args,
+                              self.gain_stage.kernel_args()):
+                raise KlonError("audio contains NaN or Inf samples")
         return out
 
     def __call__(self, audio):
-        return offline(self, audio)
+        x = np.asarray(audio)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        return offline(self, x)

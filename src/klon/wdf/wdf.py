@@ -96,11 +96,16 @@ class WDF:
 
     def set_resistance(self, element, resistance):
         """A pot or a variable resistor moved: the next sample sees the new value."""
-        if element.kind not in (RESISTOR, VOLTAGE_SOURCE):
-            raise ValueError("only resistors and source resistances can change at run time")
-        if not resistance > 0.0 and element.kind == RESISTOR:
-            raise ValueError(f"resistance must be positive, got {resistance}")
-        self.nodes[self.index_of(element), k.VALUE] = resistance
+        self.set_resistances({element: resistance})
+
+    def set_resistances(self, values):
+        """Several resistances at once ({element: ohms}), with one re-derivation."""
+        for element, resistance in values.items():
+            if element.kind not in (RESISTOR, VOLTAGE_SOURCE):
+                raise ValueError("only resistors and source resistances can change at run time")
+            if not resistance > 0.0 and element.kind == RESISTOR:
+                raise ValueError(f"resistance must be positive, got {resistance}")
+            self.nodes[self.index_of(element), k.VALUE] = resistance
         self.derive()
 
     def derive(self):
