@@ -17,7 +17,7 @@ from .synth import guitar_riff, sine_sweep
 
 KNOB_SETTINGS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DIODE_NAMES = ("1n34a", "mbrb2545ct")
-GUITAR_CLIPS = ("sample0", "sample100", "sample250")
+GUITAR_CLIPS = ("sample0", "sample250")
 
 
 def esr(reference, estimate):
@@ -38,12 +38,27 @@ def model_output(stage, x, sample_rate, gain=0.5, treble=0.5, level=0.5, diode="
     if stage == "gain_stage":
         return GainStage(sample_rate, gain, diode)(x2)[0]
     if stage == "tone":
-        return Tone(sample_rate, treble).process(x2, np.empty_like(x2))[0]
+        return _oversampled(Tone, x2, sample_rate, treble)[0]
     if stage == "output_stage":
         return OutputStage(sample_rate, level).process(x2, np.empty_like(x2))[0]
     if stage == "pedal":
         return Centaur(sample_rate, gain, treble, level, diode=diode)(x2)[0].astype(np.float64)
     raise KlonError(f"unknown stage {stage!r}")
+
+
+def _oversampled(stage_class, x, sample_rate, *knobs):
+    """A linear stage run as the pedal runs it: between the gain stage's resamplers."""
+    from .circuit.gain_stage import default_oversampling
+    from .dsp.oversampling import Oversampler
+    factor = default_oversampling(sample_rate)
+    resampler = Oversampler(factor, x.shape[0])
+    stage = stage_class(sample_rate * factor, *knobs)
+    padded = np.concatenate([x, np.zeros((x.shape[0], resampler.latency))], axis=1)
+    high = np.empty((x.shape[0], padded.shape[1] * factor))
+    resampler.upsample(padded, high)
+    stage.process(high, high)
+    resampler.downsample(high, padded)
+    return padded[:, resampler.latency:]
 
 
 def find_data(data=None):
@@ -94,24 +109,34 @@ def cases(quick):
         yield "pedal", {"gain": g, "treble": 0.5, "level": 0.5}
 
 
-def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, sample_rate=44_100):
+def _spice_job(job):
+    stage, knobs, x, sample_rate, opamp = job
+    return spice.simulate(stage, x, sample_rate, opamp=opamp, **knobs)
+
+
+def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, sample_rate=44_100,
+                     jobs=None):
+    """Print (and optionally write as Markdown) the ESR of every stage against ngspice."""
+    from concurrent.futures import ProcessPoolExecutor
+
     inputs = verification_inputs(quick, data, sample_rate)
-    rows = []
-    header = f"{'stage':<13} {'setting':<28} {'input':<20} {'ESR %':>10}"
-    print(f"circuit model vs ngspice ({opamp} op-amps), {sample_rate} Hz", file=sys.stderr)
-    print(header)
+    work = [(stage, knobs, name, x) for stage, knobs in cases(quick) for name, x in inputs]
+    print(f"circuit model vs ngspice ({opamp} op-amps), {sample_rate} Hz, {len(work)} runs",
+          file=sys.stderr)
+    print(f"{'stage':<13} {'setting':<28} {'input':<20} {'ESR %':>10}")
     started = time.perf_counter()
-    for stage, knobs in cases(quick):
-        setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "-"
-        for name, x in inputs:
-            reference = spice.simulate(stage, x, sample_rate, opamp=opamp, **knobs)
+    rows = []
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
+        references = pool.map(_spice_job, [(s, k, x, sample_rate, opamp) for s, k, _, x in work])
+        for (stage, knobs, name, x), reference in zip(work, references):
+            setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "-"
             score = 100.0 * esr(reference, model_output(stage, x, sample_rate, **knobs))
             rows.append((stage, setting, name, score))
-            print(f"{stage:<13} {setting:<28} {name:<20} {score:>10.4f}", flush=True)
+            print(f"{stage:<13} {setting:<28} {name:<20} {score:>10.2e}", flush=True)
     worst = {}
     for stage, _, _, score in rows:
         worst[stage] = max(worst.get(stage, 0.0), score)
-    print(f"worst ESR per stage: " + ", ".join(f"{s} {w:.4f} %" for s, w in worst.items()))
+    print("worst ESR per stage: " + ", ".join(f"{s} {w:.2e} %" for s, w in worst.items()))
     print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if markdown_path:
         write_markdown(markdown_path, rows, opamp, quick)
@@ -122,7 +147,7 @@ def write_markdown(path, rows, opamp, quick):
     command = "klon verify" + (" --quick" if quick else "") + (f" --opamp {opamp}" if opamp != "ideal" else "")
     lines = [f"Measured with `{command}` ({opamp} op-amps in the netlists).", "",
              "| stage | setting | input | ESR % |", "|---|---|---|---:|"]
-    lines += [f"| {s} | {k} | {i} | {e:.4f} |" for s, k, i, e in rows]
+    lines += [f"| {s} | {k} | {i} | {e:.2e} |" for s, k, i, e in rows]
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
