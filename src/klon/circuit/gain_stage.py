@@ -93,7 +93,11 @@ def run_gain_stage(x, y, coef, pre_matrix, clip_matrix, clip_root, pre_z, clip_z
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
     y20, g13 = coef[Y20], coef[G13]
     amp_low, amp_high, sum_low, sum_high = coef[AMP_LOW], coef[AMP_HIGH], coef[SUM_LOW], coef[SUM_HIGH]
-    k = y7 / (1.0 + y7 * rs)
+    leg = 1.0 / (1.0 + y7 * rs)
+    k = y7 * leg
+    inv_y8 = 1.0 / y8
+    inv_y20 = 1.0 / y20
+    inv_divider = 1.0 / (y8 + k)
     n_channels, n_frames = x.shape
     for t in range(n_frames):
         for ch in range(n_channels):
@@ -107,15 +111,14 @@ def run_gain_stage(x, y, coef, pre_matrix, clip_matrix, clip_root, pre_z, clip_z
             # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
             h7 = opamp_state[ch, 0]
             h8 = opamp_state[ch, 1]
-            m = h7 / (1.0 + y7 * rs)
-            v_minus = pr[n_pre]  # op-amp in its linear range: v- = v+
+            m = h7 * leg
+            v_plus = pr[n_pre]
+            # in the linear range v- = v+; past the swing the clamped output drives the divider
+            # and v- follows. The divider formula gives v- = v+ for an unclamped output, so one
+            # branch-free path serves both.
+            v_amp = min(max(v_plus + (k * v_plus - m + h8) * inv_y8, amp_low), amp_high)
+            v_minus = (y8 * v_amp - h8 + m) * inv_divider
             i_leg = k * v_minus - m
-            v_amp = v_minus + (i_leg + h8) / y8
-            if v_amp > amp_high or v_amp < amp_low:
-                # clamped at the swing: the output drives the divider, v- follows
-                v_amp = amp_high if v_amp > amp_high else amp_low
-                v_minus = (y8 * v_amp - h8 + m) / (y8 + k)
-                i_leg = k * v_minus - m
             opamp_state[ch, 0] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
             opamp_state[ch, 1] = 2.0 * g8 * (v_amp - v_minus) - h8
             # 3. clipper + FF2, driven by U1B's output and vi
@@ -128,7 +131,7 @@ def run_gain_stage(x, y, coef, pre_matrix, clip_matrix, clip_root, pre_z, clip_z
             # 4. summing amp: the four branch currents through R20 || C13
             i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
             h13 = opamp_state[ch, 2]
-            v_out = min(max(-(i_sum + h13) / y20, sum_low), sum_high)
+            v_out = min(max(-(i_sum + h13) * inv_y20, sum_low), sum_high)
             opamp_state[ch, 2] = -2.0 * g13 * v_out - h13
             y[ch, t] = v_out
 

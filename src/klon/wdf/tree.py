@@ -104,7 +104,7 @@ def scatter(topology, children, order, nodes, state, wave_into_top):
                     nodes[child, WAVE_A] = twice_v - nodes[child, WAVE_B]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def solve_root(root_kind, root_source, root_params, wave_up, port_resistance, inputs):
     """The wave the root sends back into the tree, given the wave the tree sends up."""
     if root_kind == ROOT_IDEAL_VOLTAGE_SOURCE:
@@ -175,7 +175,7 @@ def derive_state_space(topology, children, order, nodes, sample_period, n_inputs
             matrix[1 + n_states + i, j] = probe_out[i]
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
 def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root_params,
                      port_resistance, result):
     """One sample by the derived maps; returns the root's voltage.
@@ -184,18 +184,21 @@ def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root
     stored waves in place and leaves the outputs in result[n_states:]. (Reassociating the dot
     products lets them vectorise; it changes results only in the last bits.)
     """
-    n_columns = z.shape[0]
+    last = z.shape[0] - 1
     up = 0.0
-    for j in range(n_columns - 1):
+    for j in range(last):
         up += matrix[0, j] * z[j]
-    down = solve_root(root_kind, root_source, root_params, up, port_resistance,
-                      z[n_states:n_states + n_inputs])
-    z[n_columns - 1] = down
+    # everything that does not wait for the root first: the CPU overlaps it with the solve
     for i in range(1, matrix.shape[0]):
         acc = 0.0
-        for j in range(n_columns):
+        for j in range(last):
             acc += matrix[i, j] * z[j]
         result[i - 1] = acc
+    down = solve_root(root_kind, root_source, root_params, up, port_resistance,
+                      z[n_states:n_states + n_inputs])
+    z[last] = down
+    for i in range(1, matrix.shape[0]):
+        result[i - 1] += matrix[i, last] * down
     for i in range(n_states):
         z[i] = result[i]
     return 0.5 * (up + down)
