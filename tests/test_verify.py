@@ -39,11 +39,12 @@ def test_gain_stage_matches_ngspice_on_guitar(guitar, gain, diode):
 
 
 def test_gain_stage_clips_hard_at_gain_1(guitar):
-    # the check above means something only if the clip really drives the nonlinearity
+    # the check above means something only if the clip really drives the nonlinearity: three
+    # times the input gives well under twice the output (FF1's clean path still adds linearly)
     loud = 3.0 * guitar
     y = model_output("gain_stage", loud, FS, gain=1.0)
-    linear = model_output("gain_stage", guitar, FS, gain=1.0)
-    assert np.max(np.abs(y)) < 1.5 * np.max(np.abs(linear))
+    quiet = model_output("gain_stage", guitar, FS, gain=1.0)
+    assert np.max(np.abs(y)) < 2.0 * np.max(np.abs(quiet))
     check("gain_stage", loud, gain=1.0)
 
 
