@@ -5,7 +5,6 @@ piecewise-linear waveform SPICE is given (scipy's lsim interpolates its input li
 PWL source does), sampled at the same instants. Agreement to an ESR of 1e-6 (measured: 1e-11 to 1e-8) shows the
 netlist wiring, the pot mapping and the timing (no delay, no off-by-one) at once.
 """
-import shutil
 import subprocess
 
 import numpy as np

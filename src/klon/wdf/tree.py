@@ -10,12 +10,10 @@ Two ways to run a tree, computing the same thing:
   probing the tree with unit vectors (exact, by superposition); a sample then costs a few small
   dot products plus the root solve. A pot that moves only means deriving the maps again.
 """
-import numpy as np
 from numba import njit
 
 from .elements import (
-    CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, ROOT_DIODE, ROOT_DIODE_PAIR,
-    ROOT_IDEAL_VOLTAGE_SOURCE, ROOT_OPEN, ROOT_SHORT, SERIES, VOLTAGE_SOURCE,
+    CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, ROOT_DIODE, ROOT_IDEAL_VOLTAGE_SOURCE, ROOT_OPEN, ROOT_SHORT, SERIES, VOLTAGE_SOURCE,
 )
 from .omega import diode_pair_voltage, diode_voltage
 
