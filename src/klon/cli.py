@@ -4,6 +4,7 @@ Every problem the user can fix ends as one line on stderr and exit status 2, wit
 and no partial output file.
 """
 import argparse
+import os
 import sys
 
 from .errors import KlonError
@@ -48,6 +49,8 @@ def _parser():
 
 
 def _process(args):
+    import soundfile as sf
+
     from . import audio
     from .circuit import Centaur, GainStage
     from .circuit.linear_stages import check_knob
@@ -62,7 +65,10 @@ def _process(args):
         processor = Centaur(sample_rate, args.gain, args.treble, args.level, engine=args.engine,
                             diode=args.diode, oversampling=args.oversampling)
     y = processor(x)
-    audio.write(args.output, y, sample_rate, protect=args.input)
+    # float where the format holds it (volts beyond +-1 survive), else the format's default
+    fmt = os.path.splitext(args.output)[1].lstrip(".").upper()
+    subtype = "FLOAT" if sf.check_format(fmt, "FLOAT") else None
+    audio.write(args.output, y, sample_rate, subtype=subtype, protect=args.input)
     print(f"wrote {args.output} ({y.shape[-1] / sample_rate:.2f} s, {y.shape[0]} channel(s), "
           f"{int(sample_rate)} Hz)", file=sys.stderr)
 
