@@ -21,6 +21,20 @@ _COMMON_EXTENSIONS = ".wav, .flac, .aiff, .w64, .caf, .ogg"
 _MAX_CHANNELS = 64  # more than this is almost surely a frames x channels array
 
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".w64", ".caf", ".ogg")
+
+
+def audio_files(folder):
+    """The audio files directly in `folder`, in natural order (sample2 before sample10)."""
+    from pathlib import Path
+    key = lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)]
+    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS),
+                   key=key)
+    if not files:
+        raise KlonError(f"no audio files in '{folder}'")
+    return files
+
+
 def as_channels_frames(x):
     """1-D -> (1, n); 2-D (channels, frames) kept; anything else is refused."""
     x = np.asarray(x)

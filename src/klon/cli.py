@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from . import cli_training
 from .errors import KlonError
 
 
@@ -45,6 +46,7 @@ def _parser():
 
     d = commands.add_parser("demo", help="a synthesized guitar riff through the pedal: WAVs and a plot")
     d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    cli_training.add_parsers(commands)
     return parser
 
 
@@ -86,7 +88,8 @@ def _demo(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        {"process": _process, "verify": _verify, "demo": _demo}[args.command](args)
+        handlers = {"process": _process, "verify": _verify, "demo": _demo, **cli_training.HANDLERS}
+        handlers[args.command](args)
     except KlonError as exc:
         print(f"klon: error: {exc}", file=sys.stderr)
         return 2

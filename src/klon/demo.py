@@ -66,6 +66,9 @@ def save_figure(fig, path):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0o600 would hide the figure from other users
     try:
         fig.savefig(tmp, dpi=110)
         os.replace(tmp, path)

@@ -72,6 +72,38 @@ def guitar_riff(sample_rate=44_100, seconds=4.0, peak_volts=0.3, tempo_bpm=120.0
     return out.astype(np.float32)
 
 
+def guitar_phrases(sample_rate=44_100, seconds=4.0, peak_volts=0.3, seed=0):
+    """Random playing (float32 volts, peak `peak_volts`): single notes, double stops and chords
+    from a pentatonic scale over three octaves, at a random tempo, with random velocities and
+    let-ring or muted decays. Training data that sounds like a guitarist warming up."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sample_rate))
+    out = np.zeros(n)
+    scale = [0, 3, 5, 7, 10]
+    root = int(rng.integers(40, 46))
+    notes = [root + 12 * octave + step for octave in range(3) for step in scale]
+    beat = 60.0 / rng.uniform(70.0, 170.0)
+    t = 0.0
+    while t < seconds:
+        voices = rng.choice([1, 1, 1, 2, 3])
+        first = int(rng.integers(0, len(notes) - 4))
+        decay = rng.choice([0.15, 0.4, 1.0, 2.5])  # muted .. ringing
+        start = int(t * sample_rate)
+        for v in range(voices):
+            note = notes[min(first + 2 * v, len(notes) - 1)]
+            frequency = 440.0 * 2.0 ** ((note - 69) / 12.0)
+            strum = int(v * rng.uniform(0.005, 0.02) * sample_rate)
+            if start + strum < n:
+                _pluck(out, start + strum, frequency, rng.uniform(0.3, 1.0), float(sample_rate),
+                       decay, int(rng.integers(1 << 30)))
+        t += beat * rng.choice([0.25, 0.5, 0.5, 1.0, 2.0])
+    alpha = np.exp(-2 * np.pi * rng.uniform(3000.0, 8000.0) / sample_rate)  # pickup + cable
+    from scipy.signal import lfilter
+    out = lfilter([1 - alpha], [1, -alpha], out)
+    out *= peak_volts / max(np.max(np.abs(out)), 1e-12)
+    return out.astype(np.float32)
+
+
 def sine_sweep(sample_rate, seconds, amplitude, low_hz=20.0, high_hz=20_000.0):
     """A logarithmic sine sweep with 5 ms fades at both ends (float64 volts)."""
     t = np.arange(int(round(seconds * sample_rate))) / sample_rate

@@ -12,7 +12,6 @@ them and the loss and scores ignore them.
 """
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,27 +57,22 @@ def _read_mono(path):
     return x[0], rate
 
 
-def _natural_key(path):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _wav_files(folder):
-    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in
-                    (".wav", ".flac", ".aiff", ".aif", ".w64")), key=_natural_key)
-    if not files:
-        raise KlonError(f"no audio files in '{folder}'")
-    return files
+def _is_pcm(path):
+    """Integer samples, whose full scale is a hard limit (float files may exceed 1.0)."""
+    import soundfile
+    return soundfile.info(str(path)).subtype.startswith("PCM")
 
 
 def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0):
     """Matching files (same names) of two folders -> lists of 1-D arrays, names, rate."""
-    inputs = {p.stem: p for p in _wav_files(input_dir)}
-    targets = {p.stem: p for p in _wav_files(target_dir)}
+    inputs = {p.stem: p for p in audio.audio_files(input_dir)}
+    targets = {p.stem: p for p in audio.audio_files(target_dir)}
     missing = sorted(set(inputs) - set(targets))
     if missing:
         raise KlonError(f"{len(missing)} input files have no target in '{target_dir}' "
                         f"(first: {missing[0]})")
     xs, ys, names, rate = [], [], [], None
+    pcm = all(_is_pcm(p) for p in targets.values())
     for name, path in inputs.items():
         x, rx = _read_mono(path)
         y, ry = _read_mono(targets[name])
@@ -95,7 +89,7 @@ def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0):
         xs.append(x * np.float32(input_scale))
         ys.append(y * np.float32(target_scale))
         names.append(name)
-    return xs, ys, names, rate
+    return xs, ys, names, rate, pcm
 
 
 def load_reference(root, gain):
@@ -107,7 +101,7 @@ def load_reference(root, gain):
         have = sorted(p.name for p in root.glob("Data[0-9]*"))
         raise KlonError(f"no target folder for gain {gain:g} in '{root}' (looked for "
                         f"Data{percent}; found {', '.join(have) or 'none'})")
-    xs, ys, names, rate = _read_pairs(root / "DataIn", target_dir, 1.0, 2.0)
+    xs, ys, names, rate, _ = _read_pairs(root / "DataIn", target_dir, 1.0, 2.0)
     if len({len(x) for x in xs}) != 1:
         raise KlonError(f"clips in '{root / 'DataIn'}' differ in length")
     data = PairedAudio(np.stack(xs), np.stack(ys), rate, REFERENCE_SCORE_START, names,
@@ -146,6 +140,7 @@ def load_pair(input_path, target_path, seconds=SEGMENT_SECONDS, context=CONTEXT)
     """One long input recording and its target, cut into segments."""
     x, rx = _read_mono(input_path)
     y, ry = _read_mono(target_path)
+    pcm = _is_pcm(target_path)
     if rx != ry:
         raise KlonError(f"input '{input_path}' is at {rx} Hz but target '{target_path}' at {ry} "
                         f"Hz; both need the same sample rate")
@@ -154,7 +149,8 @@ def load_pair(input_path, target_path, seconds=SEGMENT_SECONDS, context=CONTEXT)
                         f"has {len(y)}; they must be the same length (and time-aligned)")
     xs, ys = segments(x, y, rx, seconds, context)
     names = [f"{Path(input_path).stem}@{i * seconds:g}s" for i in range(len(xs))]
-    return check(PairedAudio(xs, ys, rx, context, names, Path(input_path).name))
+    return check(PairedAudio(xs, ys, rx, context, names, Path(input_path).name),
+                 raw_targets=ys if pcm else None)
 
 
 def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
@@ -162,7 +158,7 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
     pair is cut into segments."""
     folder = Path(folder)
     manifest = _manifest(folder)
-    xs, ys, names, rate = _read_pairs(folder / "input", folder / "target")
+    xs, ys, names, rate, pcm = _read_pairs(folder / "input", folder / "target")
     inputs, targets, segment_names = [], [], []
     for x, y, name in zip(xs, ys, names):
         sx, sy = segments(x, y, rate, seconds, context)
@@ -171,7 +167,7 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
         segment_names += [f"{name}@{i * seconds:g}s" for i in range(len(sx))]
     data = PairedAudio(np.concatenate(inputs), np.concatenate(targets), rate, context,
                        segment_names, folder.name, manifest.get("gain"))
-    return check(data)
+    return check(data, raw_targets=data.targets if pcm else None)
 
 
 def _manifest(folder):
@@ -207,7 +203,7 @@ def load(path, gain=None):
 
 def check(data, raw_targets=None):
     """Refuse what cannot train; note (data.warnings) what will train badly. `raw_targets` are
-    the targets as stored, where full scale is 1 (for the clipping check)."""
+    integer-PCM targets as stored, full scale 1 (float files have no full scale to clip at)."""
     scored = slice(data.score_start, None)
     if data.inputs.shape[1] <= data.score_start:
         raise KlonError(f"clips of {data.inputs.shape[1]} samples leave nothing to score after "
@@ -224,8 +220,8 @@ def check(data, raw_targets=None):
                              f"{data.names[int(np.flatnonzero(silent)[0])]})")
         raw_targets = None if raw_targets is None else raw_targets[keep]
         data = data.subset(keep)
-    raw = data.targets if raw_targets is None else raw_targets
-    clipped = np.max(np.abs(raw[:, scored]), axis=1) >= 0.9999
+    clipped = np.zeros(len(data), bool) if raw_targets is None else \
+        np.max(np.abs(raw_targets[:, scored]), axis=1) >= 0.9999
     if clipped.any():
         data.warnings.append(f"the target reaches full scale in {int(clipped.sum())} of "
                              f"{len(data)} clips (first: {data.names[int(np.argmax(clipped))]}): "

@@ -14,9 +14,10 @@ from .gru_kernel import gru_backward, gru_forward
 
 CELLS = ("gru", "lstm")
 def _chunks(batch):
-    """How many parallel chunks a batch splits into (numba's thread count, at most one per row)."""
-    import numba
-    return max(1, min(numba.get_num_threads(), batch))
+    """How many parallel chunks a batch splits into: a function of the batch size alone (not of
+    the core count), so that results do not depend on the machine; at least 8 rows (a SIMD
+    register) per chunk."""
+    return max(1, min(4, batch // 8))
 
 
 class _FusedGRU(torch.autograd.Function):

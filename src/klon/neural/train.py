@@ -68,7 +68,7 @@ def _device(name):
 class Trainer:
     """Trains one model on one PairedAudio; `run()` returns the best model (by validation ESR)."""
 
-    def __init__(self, data, config=None, checkpoint=None, log=sys.stderr):
+    def __init__(self, data, config=None, checkpoint=None, log=sys.stderr, label=""):
         self.config = config or TrainConfig()
         cfg = self.config
         if cfg.batch_size < 1 or cfg.tbptt < 1 or cfg.hidden < 1:
@@ -76,6 +76,7 @@ class Trainer:
         self.data = data
         self.checkpoint = checkpoint
         self.log = log
+        self.label = label
         self.device = _device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.model = GainStageNet(cfg.hidden, cfg.cell, 1).to(self.device)
@@ -160,30 +161,35 @@ class Trainer:
                 self.best_state = copy.deepcopy(self.model.state_dict())
             else:
                 stale += 1
-            self._progress(epoch)
             if self.checkpoint:
                 self.save_checkpoint(self.checkpoint)
             out_of_time = cfg.minutes is not None and self.seconds > 60 * cfg.minutes
-            if stale >= cfg.patience or out_of_time:
+            stop = stale >= cfg.patience or out_of_time
+            self._progress(epoch, epoch if stop else cfg.epochs)
+            if stop:
                 break
-        if self.log:
+        if self.log and self._tty():
             print(file=self.log)
         self.model.load_state_dict(self.best_state)
         return self.model
 
-    def _progress(self, epoch):
-        if not self.log:
+    def _tty(self):
+        return getattr(self.log, "isatty", lambda: False)()
+
+    def _progress(self, epoch, final=None):
+        """A live line on a terminal; in a log file, every tenth epoch."""
+        if not self.log or (not self._tty() and epoch % 10 and epoch not in (1, final)):
             return
         cfg = self.config
         done = epoch / cfg.epochs
         bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
         h = self.history
         minutes, seconds = divmod(int(self.seconds), 60)
-        end = "\n" if not getattr(self.log, "isatty", lambda: False)() else ""
-        print(f"\repoch {epoch:>4}/{cfg.epochs} [{bar}] train ESR {100 * h.train_esr[-1]:.3f} % "
-              f"validation {100 * h.validation_esr[-1]:.3f} % (best {100 * self.best_esr:.3f} % "
-              f"@ {self.best_epoch}) lr {h.learning_rate[-1]:.1e} {minutes}:{seconds:02d}",
-              end=end, file=self.log, flush=True)
+        print(f"\r{self.label}epoch {epoch:>4}/{cfg.epochs} [{bar}] train ESR "
+              f"{100 * h.train_esr[-1]:.3f} % validation {100 * h.validation_esr[-1]:.3f} % "
+              f"(best {100 * self.best_esr:.3f} % @ {self.best_epoch}) lr "
+              f"{h.learning_rate[-1]:.1e} {minutes}:{seconds:02d}",
+              end="" if self._tty() else "\n", file=self.log, flush=True)
 
     # --- checkpoints --------------------------------------------------------------------------
     def state(self):
@@ -237,6 +243,9 @@ class Trainer:
                 "validation_esr": pooled, "validation_esr_mean": float(np.mean(per_clip)),
                 "data": self.data.source, "clips": {"train": len(self.train_index),
                                                     "validation": len(self.validation_index)},
+                "validation_clips": [self.data.names[i] for i in self.validation_index],
                 "score_start": self.data.score_start, "epochs": len(self.history.epoch),
                 "best_epoch": self.best_epoch, "training_seconds": round(self.seconds, 1),
-                "config": asdict(self.config)}
+                "config": asdict(self.config),
+                "history": {k: [float(f"{v:.5g}") for v in values]
+                            for k, values in asdict(self.history).items()}}
