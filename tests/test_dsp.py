@@ -305,3 +305,15 @@ def test_dc_blocker_removes_dc_and_passes_1khz():
     assert abs(20 * np.log10(level)) < 0.01
     with pytest.raises(KlonError, match="cutoff"):
         DCBlocker(FS, cutoff_hz=0.0)
+
+
+def test_fast_tanh_and_sigmoid_are_accurate_in_float32():
+    from klon.dsp.activations import fast_tanh_array
+    x = np.linspace(-12.0, 12.0, 200_001).astype(np.float32)
+    y = fast_tanh_array(x)
+    assert y.dtype == np.float32
+    assert np.max(np.abs(y.astype(np.float64) - np.tanh(x.astype(np.float64)))) < 4e-7
+    assert np.all(np.abs(y) <= 1.0)
+    assert np.all(np.diff(y) >= -8e-7)  # monotonic within twice the error bound
+    sigmoid = 0.5 + 0.5 * fast_tanh_array(0.5 * x)
+    assert np.max(np.abs(sigmoid - 1.0 / (1.0 + np.exp(-x.astype(np.float64))))) < 4e-7
