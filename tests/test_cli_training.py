@@ -1,0 +1,101 @@
+"""`klon dataset`, `klon train` and `klon plot`, run as a user runs them (separate processes)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from klon.circuit import GainStage
+from klon.synth import guitar_phrases
+from klon.verify import find_data
+
+COMMAND = [sys.executable, "-m", "klon.cli"]
+TIMEOUT = 300
+
+
+def klon(*args):
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("di")
+    for seed in range(2):
+        sf.write(folder / f"take{seed}.wav", guitar_phrases(44100, 1.2, 0.4, seed=seed), 44100,
+                 subtype="PCM_24")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def rendered(recordings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "gain50"
+    result = klon("dataset", recordings, "--gain", "0.5", "--synth", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_dataset_renders_the_circuit_gain_stage(rendered, recordings):
+    manifest = json.loads((rendered / "dataset.json").read_text())
+    assert manifest["gain"] == 0.5 and manifest["diode"] == "1n34a"
+    assert manifest["sample_rate"] == 44100 and manifest["clips"] == 3  # 2 takes + 1 s of synth
+    x, _ = sf.read(recordings / "take1.wav", dtype="float32")
+    y, rate = sf.read(rendered / "target" / "take1.wav", dtype="float32")
+    assert rate == 44100 and sf.info(str(rendered / "target" / "take1.wav")).subtype == "FLOAT"
+    expected = GainStage(44100, 0.5)(x.astype(np.float64).reshape(1, -1))[0]
+    assert np.max(np.abs(y - expected)) < 1e-6
+    assert np.max(np.abs(y)) > 1.0  # volts, not clipped to a file's full scale
+
+
+def test_dataset_never_writes_into_an_existing_folder(rendered, recordings):
+    before = sorted(p.name for p in (rendered / "target").iterdir())
+    result = klon("dataset", recordings, "--out", rendered)
+    assert result.returncode == 2
+    assert "already exists" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (rendered / "target").iterdir()) == before
+
+
+def test_train_writes_a_model_a_checkpoint_and_resumes(rendered, tmp_path):
+    out = tmp_path / "m.json"
+    common = ["--hidden", "4", "--batch-size", "4", "--validation", "1", "--warmup", "512"]
+    result = klon("train", rendered, "--epochs", "2", "--out", out, *common)
+    assert result.returncode == 0, result.stderr
+    assert "validation ESR" in result.stderr
+    document = json.loads(out.read_text())
+    meta = document["metadata"]
+    assert meta["gain"] == 0.5 and meta["hidden_size"] == 4 and meta["sample_rate"] == 44100
+    assert meta["epochs"] == 2 and len(meta["history"]["epoch"]) == 2
+    assert 0 < meta["validation_esr"] < 1.5
+    assert (tmp_path / "m.json.ckpt").exists()
+    result = klon("train", rendered, "--epochs", "3", "--out", out, "--resume", *common)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["metadata"]["epochs"] == 3
+    result = klon("train", rendered, "--epochs", "3", "--out", out, "--resume", "--hidden", "5",
+                  "--batch-size", "4", "--validation", "1", "--warmup", "512")
+    assert result.returncode == 2 and "different settings (hidden)" in result.stderr
+
+    plots = tmp_path / "plots"
+    result = klon("plot", out, "--data", rendered, "--out", plots)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in plots.iterdir())
+    assert names == ["m-spectrum.png", "m-time.png", "m-training.png"]
+    assert all((plots / n).stat().st_size > 10_000 for n in names)
+
+
+def test_train_refuses_bad_requests(tmp_path, recordings):
+    data = find_data()
+    if data is not None:
+        result = klon("train", data / "klon-ltspice", "--out", tmp_path / "m.json")
+        assert result.returncode == 2 and "--gain" in result.stderr
+    x = guitar_phrases(44100, 1.0, 0.3)
+    sf.write(tmp_path / "in.wav", x, 44100)
+    sf.write(tmp_path / "target.wav", x[:-100], 44100)
+    result = klon("train", "--input", tmp_path / "in.wav", "--target", tmp_path / "target.wav",
+                  "--out", tmp_path / "m.json")
+    assert result.returncode == 2
+    assert "same length" in result.stderr and "Traceback" not in result.stderr
+    result = klon("train", tmp_path / "nowhere", "--out", tmp_path / "m.json")
+    assert result.returncode == 2 and "no such file" in result.stderr
+    assert not (tmp_path / "m.json").exists()
