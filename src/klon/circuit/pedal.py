@@ -12,7 +12,7 @@ from .gain_stage import GainStage, offline, run_gain_stage
 from .linear_stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, InputBuffer, OutputStage, Tone, run_stage
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 22_050, 192_000
-ENGINES = ("circuit",)
+ENGINES = ("circuit", "neural")
 
 
 def check_sample_rate(sample_rate):
@@ -69,10 +69,26 @@ class Centaur:
     change at any time; they glide over 50 ms.
     """
 
-    def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, engine="circuit",
-                 diode="1n34a", oversampling=None):
+    def __new__(cls, sample_rate, gain=0.5, treble=0.5, level=0.5, engine="circuit",
+                diode="1n34a", oversampling=None, models=None, model=None):
+        """engine="neural" gives klon.engine's NeuralCentaur (same knobs and methods): the gain
+        stage replaced by trained models, `models` a set name or folder, `model` one file."""
         if engine not in ENGINES:
             raise KlonError(f"unknown engine {engine!r}: this build has {', '.join(ENGINES)}")
+        if engine == "circuit":
+            if models is not None or model is not None:
+                raise KlonError("models= and model= choose the neural engine's models: "
+                                "pass engine='neural'")
+            return super().__new__(cls)
+        if str(diode).lower() != "1n34a" or oversampling is not None:
+            raise KlonError("diode= and oversampling= apply to the circuit engine: the neural "
+                            "engine's models fix both")
+        from ..engine.pedal import DEFAULT_MODELS, NeuralCentaur
+        return NeuralCentaur(sample_rate, gain, treble, level,
+                             models=DEFAULT_MODELS if models is None else models, model=model)
+
+    def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, engine="circuit",
+                 diode="1n34a", oversampling=None, models=None, model=None):
         self.engine = engine
         self.sample_rate = check_sample_rate(sample_rate)
         self.input_buffer = InputBuffer(self.sample_rate)

@@ -1,0 +1,105 @@
+"""One recurrent model, streamed block by block with its state kept."""
+import numpy as np
+
+from ..errors import KlonError
+from .kernels import HISTORY, compiled, layout, pack
+from .model_file import ModelSpec, read_model
+
+PREROLL_SAMPLES = HISTORY  # zeros run through a fresh model (2048, as the original plugin did)
+
+
+def load_model(source):
+    """A ModelSpec from a path (or a ModelSpec, passed through)."""
+    return source if isinstance(source, ModelSpec) else read_model(source)
+
+
+def rest_state(spec, kernels=None):
+    """The model's packed row after PREROLL_SAMPLES zeros from a zero state: where it rests with
+    no signal, so starting there does not click (from zero state the GRUs jump by up to 0.17 V
+    and settle within about 500 samples)."""
+    kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
+    row = pack(spec)[None, :]
+    kernels["run_model"](np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32),
+                         np.empty((1, PREROLL_SAMPLES), dtype=np.float32), row)
+    return row[0]
+
+
+class RecurrentModel:
+    """A GRU or LSTM model (RTNeural/Keras JSON) running in a compiled kernel.
+
+    `process(block)` streams: the state carries over, so the output does not depend on how the
+    signal is cut into blocks. Blocks are (frames,) or (channels, frames) for one-input models,
+    (inputs, frames) or (channels, inputs, frames) otherwise; each channel has its own state.
+    `model(x)` runs a whole signal from rest. `reset()` returns to rest (the pre-rolled state).
+    """
+
+    def __init__(self, source):
+        self.spec = load_model(source)
+        self.kind, self.hidden_size, self.inputs = (self.spec.kind, self.spec.hidden_size,
+                                                    self.spec.inputs)
+        self.sample_rate = self.spec.sample_rate
+        self.gain = self.spec.gain
+        self._run = compiled(self.kind, self.hidden_size, self.inputs)["run_model"]
+        self._rest = rest_state(self.spec)
+        self._offsets = layout(self.kind, self.hidden_size, self.inputs)[0]
+        self.reset(1)
+
+    @property
+    def channels(self):
+        return self.rows.shape[0]
+
+    def reset(self, channels=None):
+        """Back to rest; a channel count re-sizes the state."""
+        channels = self.channels if channels is None else channels
+        self.rows = np.empty((channels, self._rest.size), dtype=np.float32)
+        self.rows[:] = self._rest
+
+    @property
+    def state(self):
+        """The hidden state per channel (a copy), H values; LSTM's cell state follows."""
+        o, H = self._offsets, self.hidden_size
+        parts = [self.rows[:, o["HS"]:o["HS"] + H]]
+        if self.kind == "lstm":
+            parts.append(self.rows[:, o["CS"]:o["CS"] + H])
+        return np.concatenate(parts, axis=1)
+
+    def _shape(self, x):
+        """(channels, inputs, frames) view of a block, or a KlonError."""
+        if x.dtype.kind != "f":
+            raise KlonError(f"audio must be a float array, got {x.dtype}")
+        k = self.inputs
+        if k == 1 and x.ndim in (1, 2):
+            return x.reshape(1 if x.ndim == 1 else x.shape[0], 1, x.shape[-1])
+        if k > 1 and x.ndim in (2, 3) and x.shape[-2] == k:
+            return x.reshape(1 if x.ndim == 2 else x.shape[0], k, x.shape[-1])
+        expected = ("(frames,) or (channels, frames)" if k == 1 else
+                    f"({k}, frames) or (channels, {k}, frames)")
+        raise KlonError(f"this model has {k} input(s): blocks must be {expected}, got shape "
+                        f"{x.shape}")
+
+    def process(self, block, out=None):
+        """Stream one block; returns float32 (or fills `out`, float, one value per frame and
+        channel). A new channel count resets the state."""
+        x = np.asarray(block)
+        x3 = self._shape(x)
+        if x3.shape[0] != self.channels:
+            self.reset(x3.shape[0])
+        channels, frames = x3.shape[0], x3.shape[2]
+        if out is None:
+            mono = x.ndim == (1 if self.inputs == 1 else 2)
+            out = np.empty(frames if mono else (channels, frames), dtype=np.float32)
+        elif out.size != channels * frames or out.dtype.kind != "f":
+            raise KlonError(f"out must be a float array of {channels * frames} values, got "
+                            f"{out.dtype} with shape {out.shape}")
+        y2 = out.reshape(channels, frames)
+        if not self._run(x3, y2, self.rows):
+            raise KlonError("audio contains NaN or Inf samples")
+        return out
+
+    def __call__(self, x):
+        """A whole signal from rest (the state is reset first)."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        self.reset(self._shape(x).shape[0])
+        return self.process(x)

@@ -1,0 +1,120 @@
+"""The neural pedal: input buffer -> model bank (in place of the gain stage) -> treble control ->
+output stage, all at the host rate in one compiled call per block.
+
+The linear stages are the circuit engine's own objects. The models were trained at one rate
+(44.1 kHz for the published ones) and a recurrent model's dynamics are counted in samples, so the
+pedal runs only at that rate and refuses any other with a clear error (resample the audio first,
+or use the circuit engine, which runs at any rate). The treble shelf runs at the host rate here,
+where the circuit engine oversamples it: its pre-warped bilinear transform bends the +17 dB top
+octave by a few percent at 44.1 kHz.
+"""
+import numpy as np
+
+from ..circuit.gain_stage import offline
+from ..circuit.linear_stages import InputBuffer, OutputStage, Tone
+from ..errors import KlonError
+from .bank import ModelBank
+from .model import load_model
+
+DEFAULT_MODELS = "circuit"  # the shipped set trained on the circuit engine
+
+
+class NeuralCentaur:
+    """The Klon Centaur with the gain stage replaced by recurrent models, one per Gain setting.
+
+    `models`: a shipped set name (klon/models/<name>/) or a folder of model files; `model`: one
+    model file used at every Gain instead (a two-input model gets the Gain as its second input).
+    Same interface as the circuit engine's Centaur: knobs glide over 50 ms, `process(block)`
+    streams (no latency), `pedal(audio)` processes a whole signal from rest.
+    """
+
+    engine = "neural"
+    latency = 0
+
+    def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, models=DEFAULT_MODELS,
+                 model=None):
+        if model is not None:
+            self.bank = ModelBank([load_model(model)], gain)
+        else:
+            self.bank = ModelBank(models, gain)
+        try:
+            rate = float(sample_rate)
+        except (TypeError, ValueError):
+            raise KlonError(f"sample rate must be a number, got {sample_rate!r}") from None
+        if rate != self.bank.sample_rate:
+            raise KlonError(f"the neural engine runs at its models' rate, "
+                            f"{self.bank.sample_rate:g} Hz, not {rate:g} Hz: resample the audio "
+                            f"to {self.bank.sample_rate:g} Hz or use the circuit engine")
+        self.sample_rate = rate
+        self.input_buffer = InputBuffer(rate)
+        self.tone = Tone(rate, treble)
+        self.output_stage = OutputStage(rate, level)
+        self.reset(1)
+
+    @property
+    def gain(self):
+        return self.bank.gain
+
+    @gain.setter
+    def gain(self, value):
+        self.bank.gain = value
+
+    @property
+    def treble(self):
+        return self.tone.knob
+
+    @treble.setter
+    def treble(self, value):
+        self.tone.knob = value
+
+    @property
+    def level(self):
+        return self.output_stage.knob
+
+    @level.setter
+    def level(self, value):
+        self.output_stage.knob = value
+
+    @property
+    def channels(self):
+        return self.bank.channels
+
+    def reset(self, channels=None):
+        """Back to rest (the models pre-rolled, the filters empty); a channel count re-sizes."""
+        channels = self.bank.channels if channels is None else channels
+        for stage in (self.input_buffer, self.bank, self.tone, self.output_stage):
+            stage.reset(channels)
+        self._prepare(channels, 0)
+
+    def _prepare(self, channels, frames):
+        """A work buffer for blocks of up to `frames` (grown, never shrunk)."""
+        self._work = np.zeros((channels, max(frames, 256)))
+        stage_args = tuple((s.state, s.smoother, s.params)
+                           for s in (self.input_buffer, self.tone, self.output_stage))
+        # built once: a block then costs one dispatch with these very arrays
+        self._kernel_args = (self._work, *self.bank.kernel_args(), *stage_args)
+
+    def process(self, block, out=None):
+        """Stream one block: 1-D (mono) or channels x frames; returns float32 (or fills `out`,
+        any float dtype, same shape). A new channel count resets the state."""
+        x = np.asarray(block)
+        if x.ndim not in (1, 2) or x.dtype.kind != "f":
+            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
+                            f"{x.dtype} with shape {x.shape}")
+        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+        channels, frames = x2.shape
+        if channels != self.channels:
+            self.reset(channels)
+        if frames > self._work.shape[1]:
+            self._prepare(channels, frames)
+        if out is None:
+            out = np.empty(x.shape, dtype=np.float32)
+        if not self.bank.run_pedal(x2, out.reshape(x2.shape), *self._kernel_args):
+            raise KlonError("audio contains NaN or Inf samples")
+        return out
+
+    def __call__(self, audio):
+        x = np.asarray(audio)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        return offline(self, x)
