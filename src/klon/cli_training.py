@@ -59,11 +59,14 @@ def add_parsers(commands):
                    "gains (gain_<percent>.json inside)")
     t.add_argument("--hidden", type=int, default=8, help="recurrent units (default 8)")
     t.add_argument("--cell", default="gru", choices=["gru", "lstm"])
-    t.add_argument("--epochs", type=int, default=300, help="at most this many (default 300)")
+    t.add_argument("--epochs", type=int, default=1000, help="at most this many (default 1000)")
     t.add_argument("--minutes", type=float, default=None, help="stop after this much wall time")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--learning-rate", type=float, default=5e-3)
-    t.add_argument("--patience", type=int, default=30,
+    t.add_argument("--plateau", type=int, default=15,
+                   help="halve the learning rate after this many epochs without a better "
+                   "validation ESR")
+    t.add_argument("--patience", type=int, default=60,
                    help="stop after this many epochs without a better validation ESR")
     t.add_argument("--tbptt", type=int, default=2048, help="samples per gradient step")
     t.add_argument("--warmup", type=int, default=2048,
@@ -105,7 +108,8 @@ def _config(args):
     from .neural.train import TrainConfig
     return TrainConfig(hidden=args.hidden, cell=args.cell, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       patience=args.patience, tbptt=args.tbptt, warmup=args.warmup,
+                       plateau=args.plateau, patience=args.patience, tbptt=args.tbptt,
+                       warmup=args.warmup,
                        pre_emphasis=args.pre_emphasis, dc_weight=args.dc_weight,
                        validation=args.validation, seed=args.seed, minutes=args.minutes,
                        device=args.device)
@@ -157,13 +161,13 @@ def _train_job(job):
 
 def train(args):
     import klon.neural  # noqa: F401  (a clear error when torch is missing)
-    if args.gain is None and args.data and (Path(args.data) / "DataIn").is_dir():
-        raise KlonError("this data holds several Gain settings: choose one with --gain")
     gains = _gains(args.gain) if args.gain is not None else (None,)
     if len(gains) == 1:
         out = Path(args.out)
         if out.suffix.lower() != ".json":
-            out = out / model_file_name(gains[0] or 0.0)
+            if gains[0] is None:
+                raise KlonError("--out: name the model file (.json), or give --gain")
+            out = out / model_file_name(gains[0])
         out.parent.mkdir(parents=True, exist_ok=True)
         train_one(args, gains[0], out)
         return

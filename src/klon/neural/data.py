@@ -190,6 +190,11 @@ def load(path, gain=None):
                         f"+ target/), or an input and a target file with --input/--target")
     if (path / "DataIn").is_dir():
         return load_reference(path, gain)
+    if any(path.glob("gain_[0-9]*")):  # `klon dataset --gain all`: one folder per gain
+        folder = path / f"gain_{_gain_percent(gain)}"
+        if not folder.is_dir():
+            raise KlonError(f"no dataset for gain {gain:g} in '{path}' (looked for {folder.name})")
+        path = folder
     if (path / "input").is_dir() and (path / "target").is_dir():
         data = load_folders(path)
         if gain is not None and data.gain is not None and abs(data.gain - gain) > 1e-9:

@@ -3,12 +3,12 @@ spectra) and its training curves."""
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..demo import save_figure
 from ..errors import KlonError
 from . import data as datasets
 from . import export
+from .evaluate import predict
 from .loss import clip_esr
 
 
@@ -29,13 +29,6 @@ def _data_for(metadata, data_path):
         data_path = root / "klon-ltspice"
     gain = metadata.get("gain")
     return datasets.load(data_path, gain)
-
-
-def predict(model, x):
-    """The model's output for one clip of volts (state from rest)."""
-    with torch.no_grad():
-        y, _ = model.eval()(torch.from_numpy(np.asarray(x, np.float32)[None, :, None]))
-    return y[0].numpy()
 
 
 def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):

@@ -29,12 +29,12 @@ from .model import GainStageNet, detach_state
 class TrainConfig:
     hidden: int = 8
     cell: str = "gru"
-    epochs: int = 300  # at most; early stopping usually ends sooner
+    epochs: int = 1000  # at most; early stopping usually ends sooner
     batch_size: int = 16
     learning_rate: float = 5e-3
     min_learning_rate: float = 1e-5
-    plateau: int = 8  # epochs without a better validation ESR before the rate halves
-    patience: int = 30  # epochs without a better validation ESR before training stops
+    plateau: int = 15  # epochs without a better validation ESR before the rate halves
+    patience: int = 60  # epochs without a better validation ESR before training stops
     tbptt: int = 2048  # samples per gradient step
     warmup: int = 2048  # samples run before the scored part, without gradients
     pre_emphasis: float = 0.0
@@ -92,7 +92,8 @@ class Trainer:
         self.seconds = 0.0
         start = data.score_start
         self.first = max(0, start - cfg.warmup)
-        self.x = torch.from_numpy(data.inputs[:, self.first:, None].astype(np.float32))
+        self.x_all = torch.from_numpy(data.inputs[:, :, None].astype(np.float32))
+        self.x = self.x_all[:, self.first:]
         self.y = torch.from_numpy(data.targets[:, self.first:].astype(np.float32))
         self.scored = start - self.first
 
@@ -124,18 +125,14 @@ class Trainer:
                     energy += float(torch.sum(target ** 2))
         return error / max(energy, 1e-30)
 
-    def predict(self, index):
-        """The model's output for whole clips (from sample 0, state from rest)."""
+    def validate(self):
+        """(per-clip ESR, pooled ESR) on the scored part of the validation clips, each run
+        from sample 0 with the state at rest."""
         with torch.no_grad():
-            x = torch.from_numpy(self.data.inputs[index, :, None].astype(np.float32))
-            y, _ = self.model.eval()(x.to(self.device))
-        return y.cpu().numpy()
-
-    def validate(self, index=None):
-        """(per-clip ESR, pooled ESR) on the scored part of the validation clips."""
-        index = self.validation_index if index is None else index
+            x = self.x_all[self.validation_index].to(self.device)
+            y, _ = self.model.eval()(x)
         s = self.data.score_start
-        return clip_esr(self.predict(index)[:, s:], self.data.targets[index, s:])
+        return clip_esr(y.cpu().numpy()[:, s:], self.data.targets[self.validation_index, s:])
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self):
