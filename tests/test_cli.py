@@ -142,6 +142,40 @@ def test_stage_gain_output_is_volts_beyond_one(tmp_path):
     assert np.max(np.abs(y)) > 1.0
 
 
+# --- the neural engine --------------------------------------------------------------------
+
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chowcentaur-models"
+CLIPS = MODELS.parent / "klon-ltspice"
+
+
+def test_neural_engine_full_pedal_matches_library(tmp_path):
+    in_path, out_path = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(str(in_path), guitar(44_100, 0.2, channels=2), 44_100, subtype="PCM_24")
+    result = run([in_path, out_path, "--engine", "neural", "--models", MODELS, "--gain", "0.6",
+                  "--treble", "0.3"])
+    assert_ok(result)
+    y = assert_good_output(in_path, out_path, tmp_path)
+    x, _ = sf.read(str(in_path), dtype="float32", always_2d=True)
+    expected = klon.Centaur(44_100, 0.6, 0.3, engine="neural", models=MODELS)(x.T)
+    np.testing.assert_allclose(y.T, expected, rtol=0, atol=1e-6)
+
+
+def test_neural_gain_stage_speaks_the_reference_clips_volts(tmp_path):
+    """--stage gain with one published model on a reference clip reproduces the clip's target
+    (the models were trained in exactly this volts-in, volts-out convention)."""
+    clip, _ = sf.read(str(CLIPS / "DataIn" / "sample7.wav"), dtype="int16")
+    target, _ = sf.read(str(CLIPS / "Data100" / "sample7.wav"), dtype="int16")
+    in_path, out_path = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(str(in_path), clip / 2 ** 15, 44_100, subtype="FLOAT")
+    result = run([in_path, out_path, "--engine", "neural", "--stage", "gain", "--model",
+                  MODELS / "centaur_100.json", "--gain", "0.3"])
+    assert_ok(result)
+    y = assert_good_output(in_path, out_path, tmp_path)[:, 0]
+    expected = 2 * target[14_000:].astype(np.float64) / 2 ** 15  # (int16 * 2 would wrap)
+    esr = np.sum((y[14_000:] - expected) ** 2) / np.sum(expected ** 2)
+    assert esr < 0.05  # a few percent, as published; a wrong scale or sign would be >= 25 %
+
+
 # --- replacing an existing output ---------------------------------------------------------
 
 def test_existing_output_replaced_atomically(tmp_path):
@@ -258,6 +292,15 @@ BAD_CASES = {
                                  "same-other-spelling"),
     "out-folder-missing": (lambda f: (_good_wav(f), []), ["does not exist", "no such"],
                            "no-folder"),
+    "neural-no-such-set": (_knob("--engine", "neural", "--models", "no-such-set"),
+                           ["no model set 'no-such-set'"], "out.wav"),
+    "neural-48k": (_rate(48_000, "--engine", "neural", "--models", str(MODELS)), ["44100 hz"],
+                   "out.wav"),
+    "neural-model-missing": (_knob("--engine", "neural", "--model", "nothing.json"),
+                             ["no such file"], "out.wav"),
+    "models-without-neural": (_knob("--models", str(MODELS)), ["--engine neural"], "out.wav"),
+    "neural-with-diode": (_knob("--engine", "neural", "--stage", "gain", "--diode", "mbrb2545ct",
+                                "--models", str(MODELS)), ["circuit engine"], "out.wav"),
 }
 
 

@@ -80,10 +80,8 @@ class Centaur:
                 raise KlonError("models= and model= choose the neural engine's models: "
                                 "pass engine='neural'")
             return super().__new__(cls)
-        if str(diode).lower() != "1n34a" or oversampling is not None:
-            raise KlonError("diode= and oversampling= apply to the circuit engine: the neural "
-                            "engine's models fix both")
-        from ..engine.pedal import DEFAULT_MODELS, NeuralCentaur
+        from ..engine.pedal import DEFAULT_MODELS, NeuralCentaur, check_circuit_options
+        check_circuit_options(diode, oversampling)
         return NeuralCentaur(sample_rate, gain, treble, level,
                              models=DEFAULT_MODELS if models is None else models, model=model)
 

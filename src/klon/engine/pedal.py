@@ -19,6 +19,29 @@ from .model import load_model
 DEFAULT_MODELS = "circuit"  # the shipped set trained on the circuit engine
 
 
+def check_circuit_options(diode="1n34a", oversampling=None):
+    """The neural engine's models fix the diode and run at the host rate: refuse other asks."""
+    if str(diode).lower() != "1n34a" or oversampling is not None:
+        raise KlonError("the diode and oversampling choices apply to the circuit engine: the "
+                        "neural engine's models fix both")
+
+
+def neural_gain_stage(sample_rate, gain=0.5, models=DEFAULT_MODELS, model=None):
+    """The model bank alone, in place of the circuit's GainStage: volts in at the gain stage's
+    input, volts out at the summing amp's output (the convention the models were trained in).
+    `model`: one file used at every Gain instead of the set `models`."""
+    bank = ModelBank([load_model(model)] if model is not None else models, gain)
+    try:
+        rate = float(sample_rate)
+    except (TypeError, ValueError):
+        raise KlonError(f"sample rate must be a number, got {sample_rate!r}") from None
+    if rate != bank.sample_rate:
+        raise KlonError(f"the neural engine runs at its models' rate, {bank.sample_rate:g} Hz, "
+                        f"not {rate:g} Hz: resample the audio to {bank.sample_rate:g} Hz or use "
+                        f"the circuit engine")
+    return bank
+
+
 class NeuralCentaur:
     """The Klon Centaur with the gain stage replaced by recurrent models, one per Gain setting.
 
@@ -33,19 +56,8 @@ class NeuralCentaur:
 
     def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, models=DEFAULT_MODELS,
                  model=None):
-        if model is not None:
-            self.bank = ModelBank([load_model(model)], gain)
-        else:
-            self.bank = ModelBank(models, gain)
-        try:
-            rate = float(sample_rate)
-        except (TypeError, ValueError):
-            raise KlonError(f"sample rate must be a number, got {sample_rate!r}") from None
-        if rate != self.bank.sample_rate:
-            raise KlonError(f"the neural engine runs at its models' rate, "
-                            f"{self.bank.sample_rate:g} Hz, not {rate:g} Hz: resample the audio "
-                            f"to {self.bank.sample_rate:g} Hz or use the circuit engine")
-        self.sample_rate = rate
+        self.bank = neural_gain_stage(sample_rate, gain, models, model)
+        self.sample_rate = rate = self.bank.sample_rate
         self.input_buffer = InputBuffer(rate)
         self.tone = Tone(rate, treble)
         self.output_stage = OutputStage(rate, level)
