@@ -18,6 +18,7 @@ from klon.engine.bank import SHIPPED_MODELS, ModelBank
 from klon.engine.kernels import fast_tanh_array
 from klon.engine.model import PREROLL_SAMPLES
 from klon.engine.pedal import NeuralCentaur
+from klon.engine.scoring import score
 
 FS = 44_100
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -175,6 +176,15 @@ def test_any_width_gru_and_lstm_match_the_float64_maths(tmp_path, kind, hidden, 
     expected = reference_output(model.spec, x.T[None], preroll=PREROLL_SAMPLES)[0]
     assert np.max(np.abs(expected)) > 0.05  # the model does something
     assert np.max(np.abs(y - expected)) < MATCH
+
+
+def test_published_models_score_as_published_and_as_the_float64_maths():
+    """docs/neural-engine.md's table on 40 of the 400 clips: the compiled engine scores what the
+    float64 maths scores, and about what the paper reports (pooled ESR 0.5 to 1.7 %)."""
+    for gain, (e_mean, e_pool), (r_mean, r_pool), diff in score(DATA, PUBLISHED, clips=40):
+        assert diff < MATCH
+        assert abs(e_mean - r_mean) < 1e-4 * r_mean and abs(e_pool - r_pool) < 1e-4 * r_pool
+        assert 0.002 < e_pool < 0.02, (gain, e_pool)
 
 
 # --- streaming ----------------------------------------------------------------------------
