@@ -328,3 +328,15 @@ def test_training_is_deterministic_under_a_seed(tmp_path):
     b.run()
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_an_lstm_trains_too(tmp_path):
+    data = _tiny_data(tmp_path)
+    trainer = Trainer(data, TrainConfig(**{**TINY, "cell": "lstm", "epochs": 3}), log=None)
+    trainer.run()
+    h = trainer.history
+    assert h.train_esr[-1] < 0.7 * h.train_esr[0]
+    export.save(tmp_path / "lstm.json", trainer.model, trainer.metadata())
+    document = json.loads((tmp_path / "lstm.json").read_text())
+    assert document["layers"][0]["type"] == "lstm"
+    assert np.asarray(document["layers"][0]["weights"][1]).shape == (4, 16)
