@@ -3,6 +3,7 @@ streams, loads and tweaks them."""
 import copy
 import itertools
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -445,3 +446,19 @@ def test_the_engine_never_imports_torch():
             f"Centaur(44100, engine='neural', models=r'{PUBLISHED}').process(np.zeros(64)); "
             "import klon.engine.scoring; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_kernels_work_without_a_writable_cache_folder(tmp_path):
+    """The generated kernels are cached on disk; with no folder to write they compile in memory
+    and give the same numbers."""
+    code = ("import numpy as np; from klon.engine import RecurrentModel; "
+            "from klon.engine.kernels import _cache_folder; assert _cache_folder() is None; "
+            f"print(repr(RecurrentModel(r'{published(75)}')(np.linspace(-1, 1, 500))[-5:]"
+            ".tolist()))")
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would go")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "KLON_CACHE_DIR": str(blocked)})
+    assert result.returncode == 0, result.stderr
+    expected = RecurrentModel(published(75))(np.linspace(-1, 1, 500))[-5:].tolist()
+    assert eval(result.stdout) == expected

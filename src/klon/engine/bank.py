@@ -82,6 +82,8 @@ class ModelBank:
         self.smoother[:2] = check_knob("gain", gain)
         self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
         self.reset(channels)
+        # compiled now, not at the first turn of the knob (a no-op: that model already runs)
+        self._warm_up(*self._warm_up_args(), self.running[0], self.running[0])
 
     @property
     def gain(self):
@@ -94,9 +96,11 @@ class ModelBank:
         now, end = sorted((self.smoother[0], value))
         first = _needed(self.positions, now)[0]
         last = _needed(self.positions, end)[1]
-        self._warm_up(self.rows, self._rest, self.positions, self.smoother, self.running,
-                      self.history, first, last)
+        self._warm_up(*self._warm_up_args(), first, last)
         smoother_set_target(self.smoother, value, self._ramp_samples)
+
+    def _warm_up_args(self):
+        return self.rows, self._rest, self.positions, self.smoother, self.running, self.history
 
     @property
     def channels(self):
