@@ -102,15 +102,12 @@ class ModelBank:
     def _warm_up_args(self):
         return self.rows, self._rest, self.positions, self.smoother, self.running, self.history
 
-    @property
-    def channels(self):
-        return self.rows.shape[0] // len(self.specs)
-
     def reset(self, channels=None):
         """Every model back to rest and the Gain at its target; a channel count re-sizes the
         state. Row model * channels + channel holds one model's weights and state for one
         channel."""
         channels = self.channels if channels is None else channels
+        self.channels = channels
         smoother_set_target(self.smoother, self.smoother[1], 0)
         self.rows = np.repeat(self._rest, channels, axis=0)
         # the history starts as the zeros of the pre-roll that put every model at rest
@@ -133,7 +130,8 @@ class ModelBank:
             self.reset(x2.shape[0])
         if out is None:
             out = np.empty(x.shape, dtype=np.float32)
-        if not self.run_bank(x2, out.reshape(x2.shape), *self.kernel_args()):
+        y2 = out if out.ndim == 2 else out.reshape(x2.shape)
+        if not self.run_bank(x2, y2, *self.kernel_args()):
             raise KlonError("audio contains NaN or Inf samples")
         return out
 

@@ -44,13 +44,10 @@ class RecurrentModel:
         self._offsets = layout(self.kind, self.hidden_size, self.inputs)[0]
         self.reset(1)
 
-    @property
-    def channels(self):
-        return self.rows.shape[0]
-
     def reset(self, channels=None):
         """Back to rest; a channel count re-sizes the state."""
         channels = self.channels if channels is None else channels
+        self.channels = channels
         self.rows = np.empty((channels, self._rest.size), dtype=np.float32)
         self.rows[:] = self._rest
 

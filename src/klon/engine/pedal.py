@@ -87,13 +87,10 @@ class NeuralCentaur:
     def level(self, value):
         self.output_stage.knob = value
 
-    @property
-    def channels(self):
-        return self.bank.channels
-
     def reset(self, channels=None):
         """Back to rest (the models pre-rolled, the filters empty); a channel count re-sizes."""
         channels = self.bank.channels if channels is None else channels
+        self.channels = channels
         for stage in (self.input_buffer, self.bank, self.tone, self.output_stage):
             stage.reset(channels)
         self._prepare(channels, 0)
@@ -121,7 +118,8 @@ class NeuralCentaur:
             self._prepare(channels, frames)
         if out is None:
             out = np.empty(x.shape, dtype=np.float32)
-        if not self.bank.run_pedal(x2, out.reshape(x2.shape), *self._kernel_args):
+        y2 = out if out.ndim == 2 else out.reshape(x2.shape)
+        if not self.bank.run_pedal(x2, y2, *self._kernel_args):
             raise KlonError("audio contains NaN or Inf samples")
         return out
 
