@@ -173,8 +173,8 @@ def _step_source(kind, hidden, inputs):
     lines = ["@njit(fastmath=FASTMATH, cache=CACHE)", f"def _step(m, r, {', '.join(us)}):"]
     lines += [f"    h{k} = m[r, {o['HS'] + k}]" for k in range(H)]
 
-    def pre(g, bias="B"):
-        terms = [f"m[r, {o[bias + g]} + j]"] + [f"{u} * m[r, {o['K' + g] + i * H} + j]"
+    def pre(g):
+        terms = [f"m[r, {o['B' + g]} + j]"] + [f"{u} * m[r, {o['K' + g] + i * H} + j]"
                                                 for i, u in enumerate(us)]
         return " + ".join(terms)
 
@@ -250,14 +250,17 @@ def warm_up(m, rest, positions, smoother, running, history, first, last):
     channels = history.shape[0]
     gain = smoother[0]
     for model in range(first, last + 1):
-        if running[0] <= model <= running[1]:
-            continue
-        for c in range(channels):
-            row = model * channels + c
-            m[row, :] = rest[model, :]
-            for i in range(HISTORY):
-                u0 = history[c, (running[2] + i) % HISTORY]
-                _step(m, row, {bank_inputs})
+        if not running[0] <= model <= running[1]:
+            for c in range(channels):
+                m[model * channels + c, :] = rest[model, :]
+    # every joining model and channel steps in the same loop: the CPU overlaps their chains
+    for i in range(HISTORY):
+        slot = (running[2] + i) % HISTORY
+        for model in range(first, last + 1):
+            if not running[0] <= model <= running[1]:
+                for c in range(channels):
+                    u0 = history[c, slot]
+                    _step(m, model * channels + c, {bank_inputs})
     running[0] = min(running[0], first)
     running[1] = max(running[1], last)
 
