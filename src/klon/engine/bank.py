@@ -33,18 +33,21 @@ def model_set_files(models):
     name = os.fspath(models)
     folder = Path(name)
     if not folder.is_dir():
-        shipped = SHIPPED_MODELS / name
-        if os.sep in name or "/" in name or not shipped.is_dir():
-            available = sorted(p.name for p in SHIPPED_MODELS.iterdir()
-                               if p.is_dir() and any(p.glob("*.json"))) \
-                if SHIPPED_MODELS.is_dir() else []
+        folder = SHIPPED_MODELS / name
+        if os.sep in name or "/" in name or not folder.is_dir():
             raise KlonError(f"no model set '{name}': give a folder of model files or one of the "
-                            f"shipped sets ({', '.join(available) or 'none installed'})")
-        folder = shipped
+                            f"shipped sets ({', '.join(shipped_sets()) or 'none installed'})")
     files = sorted(folder.glob("*.json"))
     if not files:
         raise KlonError(f"model set '{name}': no .json model files in {folder}")
     return files
+
+
+def shipped_sets():
+    """Names of the model sets installed with klon."""
+    if not SHIPPED_MODELS.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_MODELS.iterdir() if p.is_dir() and any(p.glob("*.json")))
 
 
 class ModelBank:
