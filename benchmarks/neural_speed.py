@@ -37,10 +37,9 @@ def default_models():
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-clock = CLOCKS["cpu"]
 
 
-def median_seconds(run, audio, block, out, repeats, reset):
+def median_seconds(run, audio, block, out, repeats, reset, clock):
     """Median seconds to stream `audio` (channels x frames) in blocks."""
     n_blocks = audio.shape[-1] // block
     run(audio[..., :block], out[..., :block])  # compile and warm up outside the timing
@@ -54,7 +53,7 @@ def median_seconds(run, audio, block, out, repeats, reset):
     return float(np.median(times)), n_blocks * block
 
 
-def torch_ns_per_sample(audio, repeats):
+def torch_ns_per_sample(audio, repeats, clock):
     """ns per sample of torch.nn.GRU(1, 8) + Linear(8, 1), 4096-sample blocks, state carried;
     None without torch."""
     try:
@@ -88,7 +87,6 @@ def main():
                         help="folder of centaur_<G>.json (default: the reference data's)")
     parser.add_argument("--clock", default="cpu", choices=list(CLOCKS))
     args = parser.parse_args()
-    global clock
     clock = CLOCKS[args.clock]
     models = Path(args.models) if args.models else default_models()
     if models is None:
@@ -101,7 +99,7 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; {args.seconds:g} s of audio, median of "
           f"{args.repeats}, {args.clock} time")
-    torch_ns = torch_ns_per_sample(mono, args.repeats)
+    torch_ns = torch_ns_per_sample(mono, args.repeats, clock)
     torch_note = (f"torch.nn.GRU(1, 8) + Linear, {TORCH_BLOCK}-sample blocks, one thread: "
                   f"{torch_ns:.0f} ns/sample" if torch_ns else "torch: not installed")
     print(f"\nGRU-8 + Dense(1), mono ({torch_note})")
@@ -109,7 +107,8 @@ def main():
     model = RecurrentModel(models / "centaur_50.json")
     out = np.empty_like(mono)
     for block in blocks:
-        seconds, n = median_seconds(model.process, mono, block, out, args.repeats, model.reset)
+        seconds, n = median_seconds(model.process, mono, block, out, args.repeats, model.reset,
+                                    clock)
         ns = seconds / n * 1e9
         print(f"{block:>6} {ns:>10.1f} {seconds / (n / FS):>9.5f}"
               + (f" {torch_ns / ns:>7.0f}x" if torch_ns else ""), flush=True)
@@ -122,7 +121,7 @@ def main():
         row = f"{block:>6}"
         for pedal in pedals.values():
             seconds, n = median_seconds(pedal.process, stereo, block, out, args.repeats,
-                                        lambda p=pedal: p.reset(2))
+                                        lambda p=pedal: p.reset(2), clock)
             row += f" {seconds / (n / FS):>9.4f} {seconds / (2 * n) * 1e9:>6.0f}"
         print(row, flush=True)
 

@@ -333,6 +333,21 @@ def test_bank_streaming_with_knob_moves_is_block_size_independent(guitar):
         assert np.max(np.abs(y - results[0])) < 1e-6
 
 
+def test_an_lstm_set_with_metadata_plays_in_the_pedal(tmp_path, guitar):
+    """Our own sets: files named by gain, metadata with gain, sample rate and width; LSTM too."""
+    for gain in (0, 100):
+        document = random_model("lstm", 12, seed=gain)
+        document["metadata"] = {"gain": gain / 100, "sample_rate": FS, "hidden_size": 12}
+        write(tmp_path, f"gain_{gain}.json", document)
+    x = guitar[:8000]
+    low, high = (RecurrentModel(tmp_path / f"gain_{g}.json")(x) for g in (0, 100))
+    bank = ModelBank(tmp_path, gain=0.5)
+    np.testing.assert_allclose(bank(x), 0.5 * low + 0.5 * high, atol=1e-6)
+    pedal = Centaur(FS, gain=0.5, engine="neural", models=tmp_path)
+    y = pedal(np.stack([x, x[::-1]]))
+    assert np.all(np.isfinite(y)) and np.max(np.abs(y)) > 1e-3
+
+
 def test_bank_refuses_what_it_cannot_mix(tmp_path):
     write(tmp_path, "a_0.json", random_model("gru", 8))
     write(tmp_path, "a_100.json", random_model("gru", 16))
