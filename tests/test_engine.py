@@ -198,6 +198,10 @@ def test_output_is_identical_whatever_the_block_size(guitar):
         model.reset(2)
         pieces = [model.process(stereo[:, i:i + block]) for i in range(0, stereo.shape[1], block)]
         assert np.array_equal(np.concatenate(pieces, axis=1), whole), block
+        mono, out = RecurrentModel(published(100)), np.empty_like(guitar)
+        for i in range(0, guitar.size, block):  # the mono path straight into `out`
+            mono.process(guitar[i:i + block], out[i:i + block])
+        assert np.array_equal(out, whole[0]), block
 
 
 def test_channels_have_their_own_state(guitar):
@@ -254,6 +258,7 @@ def test_streaming_allocates_nothing(guitar):
     out = np.empty_like(block)
     model = RecurrentModel(published(50))
     assert _traced_growth(model.process, block, out) == 0
+    assert _traced_growth(RecurrentModel(published(50)).process, block[0], out[0]) == 0
     bank = ModelBank(PUBLISHED, gain=0.6, channels=2)
     assert _traced_growth(bank.process, block, out) == 0
     pedal = Centaur(FS, gain=0.9, engine="neural", models=PUBLISHED)

@@ -216,6 +216,16 @@ def run_model(x, y, m):
 
 
 @njit(error_model="numpy", cache=CACHE)
+def run_mono(x, y, m):
+    """run_model for the commonest call, one channel of a one-input model (only): x, y 1-D."""
+    if not all_finite(x):
+        return False
+    for t in range(x.shape[0]):
+        y[t] = _step(m, 0, np.float32(x[t]))
+    return True
+
+
+@njit(error_model="numpy", cache=CACHE)
 def _bank(x, y, n, m, positions, smoother, running, history):
     """The first n frames of x (channels x frames) through the running models (row model *
     channels + channel of m), mixing the two whose Gain positions bracket the smoothed Gain.
@@ -312,7 +322,7 @@ CACHE = {cache}
 
 @functools.lru_cache(maxsize=None)
 def compiled(kind, hidden, inputs):
-    """The kernels for one model shape: run_model, run_bank, run_pedal and warm_up.
+    """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal and warm_up.
 
     run_bank and run_pedal feed the audio to input 0 and, for two-input models, the smoothed Gain
     to input 1 (a Gain-conditioned model)."""
@@ -323,8 +333,8 @@ def compiled(kind, hidden, inputs):
     module = _load(f"{kind}{hidden}x{inputs}",
                    lambda cache: _HEADER.format(kind=kind.upper(), hidden=hidden, inputs=inputs,
                                                 cache=cache) + body)
-    return {name: getattr(module, name) for name in ("run_model", "run_bank", "run_pedal",
-                                                     "warm_up")}
+    return {name: getattr(module, name) for name in ("run_model", "run_mono", "run_bank",
+                                                     "run_pedal", "warm_up")}
 
 
 def _load(stem, source):

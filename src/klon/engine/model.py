@@ -39,7 +39,8 @@ class RecurrentModel:
                                                     self.spec.inputs)
         self.sample_rate = self.spec.sample_rate
         self.gain = self.spec.gain
-        self._run = compiled(self.kind, self.hidden_size, self.inputs)["run_model"]
+        kernels = compiled(self.kind, self.hidden_size, self.inputs)
+        self._run, self._run_mono = kernels["run_model"], kernels["run_mono"]
         self._rest = rest_state(self.spec)
         self._offsets = layout(self.kind, self.hidden_size, self.inputs)[0]
         self.reset(1)
@@ -49,7 +50,7 @@ class RecurrentModel:
         channels = self.channels if channels is None else channels
         self.channels = channels
         self.rows = np.empty((channels, self._rest.size), dtype=np.float32)
-        self.rows[:] = self._rest
+        self.rows[:] = self._rest  # row c: channel c
 
     @property
     def state(self):
@@ -78,6 +79,12 @@ class RecurrentModel:
         """Stream one block; returns float32 (or fills `out`, float, one value per frame and
         channel). A new channel count resets the state."""
         x = np.asarray(block)
+        if (x.ndim == 1 and self.inputs == 1 and self.channels == 1 and out is not None
+                and out.shape == x.shape and x.dtype.kind == out.dtype.kind == "f"):
+            # mono with `out`, the streaming case: no reshaping on the way to the kernel
+            if not self._run_mono(x, out, self.rows):
+                raise KlonError("audio contains NaN or Inf samples")
+            return out
         x3 = self._shape(x)
         if x3.shape[0] != self.channels:
             self.reset(x3.shape[0])
