@@ -4,13 +4,13 @@ The Gain glides over 50 ms like the circuit's knobs; at every sample the output 
 mix of the two models whose Gain settings bracket the current Gain. The original plugin
 crossfaded per block between models with stale states, and that glitched. Here a model's state
 is always the one it would have had if it had run all along:
-- at rest only the one or two bracketing models run (running all five would cost 2.5 times
-  more);
+- at rest only the one or two bracketing models run (running all five would cost more than
+  twice as much);
 - when the knob moves, every model between the Gain and its new target starts running before
   the glide begins: from rest, it first replays the last 2048 input samples (46 ms), the length
-  of the pre-roll that brings a fresh model to rest. The published models forget their state
-  within about 500 samples (a state difference shrinks below 1e-9 by then), so after 2048 the
-  replayed state equals the always-running one to float precision;
+  of the pre-roll that brings a fresh model to rest. The published models forget a difference
+  in state within that (below 1e-11 after 2048 samples for all five), so the replayed state
+  equals the always-running one to float precision;
 - when the glide ends, the models it left stop.
 """
 import os

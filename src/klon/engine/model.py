@@ -15,8 +15,8 @@ def load_model(source):
 
 def rest_state(spec, kernels=None):
     """The model's packed row after PREROLL_SAMPLES zeros from a zero state: where it rests with
-    no signal, so starting there does not click (from zero state the GRUs jump by up to 0.17 V
-    and settle within about 500 samples)."""
+    no signal, so starting there does not click (from a zero state the published GRUs jump by
+    up to 0.17 V on the first sample)."""
     kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
     row = pack(spec)[None, :]
     kernels["run_model"](np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32),
