@@ -13,6 +13,7 @@ is always the one it would have had if it had run all along:
   equals the always-running one to float precision;
 - when the glide ends, the models it left stop.
 """
+import itertools
 import os
 from pathlib import Path
 
@@ -175,7 +176,7 @@ def _specs(models):
     if not pairs:
         raise KlonError("a model bank needs at least one model")
     pairs.sort(key=lambda pair: pair[0])
-    for (g1, s1), (g2, s2) in zip(pairs, pairs[1:]):
+    for (g1, s1), (g2, s2) in itertools.pairwise(pairs):
         if g1 == g2:
             raise KlonError(f"two models for Gain {g1:g}: {s1.name} and {s2.name}")
     return pairs

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from ..circuit.linear_stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, run_stage
+from ..circuit.linear_stages import run_stage
 from ..dsp.smoothing import smoother_next
 
 # fastmath without reassociation (which would flatten the balanced sums back into chains) and
@@ -320,7 +320,7 @@ CACHE = {cache}
 '''
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(kind, hidden, inputs):
     """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal and warm_up.
 
@@ -361,7 +361,7 @@ def _load(stem, source):
         except OSError:
             pass
     module = types.ModuleType(name)
-    exec(compile(source(False), f"<{name}>", "exec"), module.__dict__)
+    exec(compile(source(False), f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - our source
     return module
 
 

@@ -60,8 +60,8 @@ def score(data, models, clips=400):
 
 
 def markdown(rows, clips):
-    lines = [f"| Gain | published train / val ESR % | engine: mean per clip % | engine: pooled % "
-             f"| float64: mean per clip % | float64: pooled % | largest sample difference |",
+    lines = [("| Gain | published train / val ESR % | engine: mean per clip % | engine: pooled % "
+              "| float64: mean per clip % | float64: pooled % | largest sample difference |"),
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for gain, (e_mean, e_pool), (r_mean, r_pool), diff in rows:
         train, val = PUBLISHED[gain]
