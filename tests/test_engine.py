@@ -16,7 +16,7 @@ import soundfile as sf
 from klon import Centaur, KlonError
 from klon.engine import RecurrentModel, read_model, reference_output
 from klon.engine.bank import SHIPPED_MODELS, ModelBank
-from klon.engine.kernels import fast_tanh_array
+from klon.dsp.activations import fast_tanh_array
 from klon.engine.model import PREROLL_SAMPLES
 from klon.engine.pedal import NeuralCentaur
 from klon.engine.scoring import score

@@ -10,8 +10,8 @@ what counts is the latency of one step. The generated code keeps it short:
   reassociation, so LLVM keeps the tree) to halve the dependency chain.
 - Everything a model instance needs (weights, state) sits in one float32 row at literal offsets,
   so LLVM sees the accesses cannot overlap and needs no run-time alias checks.
-- tanh is a rational function (below) and the sigmoids are tanh with the pre-activation scaled by
-  1/2 in the stored weights, sigmoid(v) = (1 + tanh(v / 2)) / 2; libm's tanhf would be an opaque
+- tanh is the rational function of klon.dsp.activations and the sigmoids are tanh with the
+  pre-activation scaled by 1/2 in the stored weights, sigmoid(v) = (1 + tanh(v / 2)) / 2; libm's tanhf would be an opaque
   call per value.
 
 Python describes, the kernels compute: the source is built here once per model shape, compiled
@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from ..circuit.linear_stages import run_stage
+from ..dsp.activations import fast_tanh
 from ..dsp.smoothing import smoother_next
 
 # fastmath without reassociation (which would flatten the balanced sums back into chains) and
@@ -37,41 +38,8 @@ from ..dsp.smoothing import smoother_next
 FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn"}
 ALIGN = 16  # float32 per 64-byte cache line: each block of a row starts on a line
 
-# tanh(x) ~= x P(x^2) / Q(x^2) for |x| <= 7.9053, constant beyond: the rational approximation
-# of Eigen's generic_fast_tanh_float (its coefficients), within 3.6e-7 of tanh in float32. A
-# cheaper 4/4 fit with about the same peak error moved the Gain-1 model 1.3e-5 away from the
-# float64 maths over the 400 reference clips; this one stays at the float32 floor there (5e-6,
-# as with libm's tanhf), likely because its error is rounding noise, which averages out in the
-# recurrence, where a fit's error is a smooth curve, which does not.
-TANH_LIMIT = np.float32(7.90531110763549805)
-_A1, _A3, _A5, _A7, _A9, _A11, _A13 = map(np.float32, (
-    4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-    -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16))
-_B0, _B2, _B4, _B6 = map(np.float32, (4.89352518554385e-03, 2.26843463243900e-03,
-                                      1.18534705686654e-04, 1.19825839466702e-06))
 HALF = np.float32(0.5)
 HISTORY = 2048  # bank inputs kept per channel for models that start running (46 ms at 44.1 kHz)
-
-
-@njit(inline="always", fastmath=FASTMATH)
-def fast_tanh(x):
-    x = min(max(x, -TANH_LIMIT), TANH_LIMIT)
-    s = x * x
-    s2 = s * s
-    s4 = s2 * s2
-    # Estrin's scheme: half as many dependent multiply-adds as Horner's
-    p = x * (((_A1 + s * _A3) + s2 * (_A5 + s * _A7)) + s4 * ((_A9 + s * _A11) + s2 * _A13))
-    q = (_B0 + s * _B2) + s2 * (_B4 + s * _B6)
-    return p / q
-
-
-@njit(cache=True)
-def fast_tanh_array(x):
-    """Elementwise fast_tanh of a float32 array (for tests)."""
-    y = np.empty_like(x)
-    for i in range(x.size):
-        y.flat[i] = fast_tanh(x.flat[i])
-    return y
 
 
 @njit(cache=True)
@@ -380,4 +348,5 @@ def _cache_folder():
 # the generated kernels call into these modules: their text is part of the cache key, so a
 # changed dependency never meets stale machine code
 _DEPENDENCIES = tuple(Path(module.__file__).read_text() for module in (
-    sys.modules[__name__], sys.modules[run_stage.__module__], sys.modules[smoother_next.__module__]))
+    sys.modules[__name__], sys.modules[run_stage.__module__], sys.modules[smoother_next.__module__],
+    sys.modules[fast_tanh.__module__]))
