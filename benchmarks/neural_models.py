@@ -22,7 +22,7 @@ from klon.circuit import GainStage  # noqa: E402
 from klon.neural import data as datasets  # noqa: E402
 from klon.neural import export  # noqa: E402
 from klon.neural.evaluate import predict, score  # noqa: E402
-from klon.neural.loss import clip_esr  # noqa: E402
+from klon.metrics import clip_esr  # noqa: E402
 from klon.neural.plots import plot_curves  # noqa: E402
 from klon.synth import guitar_riff  # noqa: E402
 from klon.verify import find_data  # noqa: E402

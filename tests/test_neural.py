@@ -11,7 +11,8 @@ import torch
 from klon.errors import KlonError
 from klon.neural import data as datasets
 from klon.neural import export
-from klon.neural.loss import clip_esr, esr_loss
+from klon.metrics import clip_esr
+from klon.neural.loss import esr_loss
 from klon.neural.model import GainStageNet
 from klon.neural.train import Trainer, TrainConfig
 from klon.verify import find_data

@@ -13,21 +13,12 @@ import numpy as np
 from . import spice
 from .circuit import Centaur, GainStage, InputBuffer, OutputStage, Tone
 from .errors import KlonError
+from .metrics import esr
 from .synth import guitar_riff, sine_sweep
 
 KNOB_SETTINGS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DIODE_NAMES = ("1n34a", "mbrb2545ct")
 GUITAR_CLIPS = ("sample0", "sample250")
-
-
-def esr(reference, estimate):
-    """Error-to-signal ratio: sum of squared error over sum of squared reference."""
-    reference = np.asarray(reference, dtype=np.float64)
-    error = reference - np.asarray(estimate, dtype=np.float64)
-    energy = np.sum(reference ** 2)
-    if energy == 0.0:
-        raise KlonError("ESR is undefined for a silent reference")
-    return float(np.sum(error ** 2) / energy)
 
 
 def model_output(stage, x, sample_rate, gain=0.5, treble=0.5, level=0.5, diode="1n34a"):

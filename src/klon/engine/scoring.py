@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import KlonError
+from ..metrics import clip_esr
 from .model import PREROLL_SAMPLES, RecurrentModel
 from .reference import reference_output
 
@@ -38,9 +39,8 @@ def read_clips(folder, count):
 
 def esr(target, estimate):
     """(mean of per-clip ESRs, pooled ESR) over the scored part of clips x frames arrays."""
-    error = np.sum((target[:, SCORED_FROM:] - estimate[:, SCORED_FROM:]) ** 2, axis=1)
-    energy = np.sum(target[:, SCORED_FROM:] ** 2, axis=1)
-    return float(np.mean(error / energy)), float(np.sum(error) / np.sum(energy))
+    per_clip, pooled = clip_esr(estimate[:, SCORED_FROM:], target[:, SCORED_FROM:])
+    return float(np.mean(per_clip)), pooled
 
 
 def score(data, models, clips=400):

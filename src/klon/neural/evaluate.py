@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from .loss import clip_esr
+from ..metrics import clip_esr
 
 
 def predict(model, inputs):

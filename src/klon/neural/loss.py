@@ -1,7 +1,5 @@
 """The training loss: error-to-signal ratio (the seed's equation 7), optionally on pre-emphasised
-signals and with a DC term (Wright and Valimaki's recipe for amp models), and scores for whole
-clips."""
-import numpy as np
+signals and with a DC term (Wright and Valimaki's recipe for amp models)."""
 import torch
 
 _TINY = 1e-10  # keeps a silent batch from dividing by zero
@@ -23,12 +21,3 @@ def esr_loss(prediction, target, emphasis=0.0, dc_weight=0.0):
         dc = torch.mean(target - prediction, dim=-1)
         loss = loss + dc_weight * torch.sum(dc ** 2) * target.shape[-1] / energy
     return loss
-
-
-def clip_esr(prediction, target):
-    """(per-clip ESR array, pooled ESR of all clips together), both as fractions (numpy)."""
-    p = np.asarray(prediction, np.float64)
-    t = np.asarray(target, np.float64)
-    error = np.sum((t - p) ** 2, axis=-1)
-    energy = np.sum(t ** 2, axis=-1)
-    return error / np.maximum(energy, _TINY), float(error.sum() / max(energy.sum(), _TINY))

@@ -9,7 +9,7 @@ from ..errors import KlonError
 from . import data as datasets
 from . import export
 from .evaluate import predict
-from .loss import clip_esr
+from ..metrics import clip_esr
 
 
 def _pyplot():

@@ -21,7 +21,8 @@ import torch
 
 from ..errors import KlonError
 from .data import split
-from .loss import clip_esr, esr_loss
+from ..metrics import clip_esr
+from .loss import esr_loss
 from .model import GainStageNet, detach_state
 
 
