@@ -59,7 +59,36 @@ def _run_pedal(x, y, start, stop, low, high, high_out, buffer_args, tone_args, o
     return True
 
 
-class Centaur:
+def as_block(block):
+    """A block to stream, checked: (the array, its channels x frames view)."""
+    x = np.asarray(block)
+    if x.ndim not in (1, 2) or x.dtype.kind != "f":
+        raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
+                        f"{x.dtype} with shape {x.shape}")
+    return x, (x.reshape(1, -1) if x.ndim == 1 else x)
+
+
+class ToneAndLevel:
+    """The treble and level knobs of a pedal with `tone` and `output_stage` (both engines)."""
+
+    @property
+    def treble(self):
+        return self.tone.knob
+
+    @treble.setter
+    def treble(self, value):
+        self.tone.knob = value
+
+    @property
+    def level(self):
+        return self.output_stage.knob
+
+    @level.setter
+    def level(self, value):
+        self.output_stage.knob = value
+
+
+class Centaur(ToneAndLevel):
     """The Klon Centaur. Samples are volts: 1.0 in is 1 V at the input jack, 1.0 out 1 V at the
     output jack.
 
@@ -109,22 +138,6 @@ class Centaur:
     def gain(self, value):
         self.gain_stage.gain = value
 
-    @property
-    def treble(self):
-        return self.tone.knob
-
-    @treble.setter
-    def treble(self, value):
-        self.tone.knob = value
-
-    @property
-    def level(self):
-        return self.output_stage.knob
-
-    @level.setter
-    def level(self, value):
-        self.output_stage.knob = value
-
     def reset(self, channels=None):
         """Clear all state (as if the pedal had just been switched on at rest); a channel count
         re-sizes it."""
@@ -150,11 +163,7 @@ class Centaur:
     def process(self, block, out=None):
         """Stream one block: 1-D (mono) or channels x frames; returns float32 (or fills `out`,
         any float dtype, same shape). A new channel count resets the state."""
-        x = np.asarray(block)
-        if x.ndim not in (1, 2) or x.dtype.kind != "f":
-            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
-                            f"{x.dtype} with shape {x.shape}")
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+        x, x2 = as_block(block)
         channels, frames = x2.shape
         if channels != self.gain_stage.channels:
             self.reset(channels)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..circuit.gain_stage import offline
 from ..circuit.linear_stages import InputBuffer, OutputStage, Tone
+from ..circuit.pedal import ToneAndLevel, as_block
 from ..errors import KlonError
 from .bank import ModelBank
 from .model import load_model
@@ -42,7 +43,7 @@ def neural_gain_stage(sample_rate, gain=0.5, models=DEFAULT_MODELS, model=None):
     return bank
 
 
-class NeuralCentaur:
+class NeuralCentaur(ToneAndLevel):
     """The Klon Centaur with the gain stage replaced by recurrent models, one per Gain setting.
 
     `models`: a shipped set name (klon/models/<name>/) or a folder of model files; `model`: one
@@ -71,22 +72,6 @@ class NeuralCentaur:
     def gain(self, value):
         self.bank.gain = value
 
-    @property
-    def treble(self):
-        return self.tone.knob
-
-    @treble.setter
-    def treble(self, value):
-        self.tone.knob = value
-
-    @property
-    def level(self):
-        return self.output_stage.knob
-
-    @level.setter
-    def level(self, value):
-        self.output_stage.knob = value
-
     def reset(self, channels=None):
         """Back to rest (the models pre-rolled, the filters empty); a channel count re-sizes."""
         channels = self.bank.channels if channels is None else channels
@@ -106,11 +91,7 @@ class NeuralCentaur:
     def process(self, block, out=None):
         """Stream one block: 1-D (mono) or channels x frames; returns float32 (or fills `out`,
         any float dtype, same shape). A new channel count resets the state."""
-        x = np.asarray(block)
-        if x.ndim not in (1, 2) or x.dtype.kind != "f":
-            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
-                            f"{x.dtype} with shape {x.shape}")
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+        x, x2 = as_block(block)
         channels, frames = x2.shape
         if channels != self.channels:
             self.reset(channels)
