@@ -15,7 +15,7 @@ import soundfile as sf
 
 from klon import Centaur, KlonError
 from klon.engine import RecurrentModel, read_model, reference_output
-from klon.engine.bank import SHIPPED_MODELS, ModelBank
+from klon.engine.bank import ModelBank
 from klon.dsp.activations import fast_tanh_array
 from klon.engine.model import PREROLL_SAMPLES
 from klon.engine.pedal import NeuralCentaur
@@ -442,11 +442,6 @@ def test_loud_input_never_gives_nan_or_inf():
 
 
 def test_neural_pedal_errors_are_clear(tmp_path):
-    if (SHIPPED_MODELS / "circuit").is_dir():
-        assert Centaur(FS, engine="neural").bank.specs  # the default set, once it is shipped
-    else:
-        with pytest.raises(KlonError, match="no model set 'circuit'"):
-            Centaur(FS, engine="neural")
     with pytest.raises(KlonError, match="no model set 'no-such-set'"):
         Centaur(FS, engine="neural", models="no-such-set")
     with pytest.raises(KlonError, match="44100 Hz, not 48000 Hz"):
