@@ -78,13 +78,10 @@ def test_files_are_well_formed(cli_run):
     assert not [p.name for p in out.iterdir() if p.suffix == ".tmp"]
 
 
-def test_default_models_fall_back_with_a_note():
-    models, note = bench.resolve_models(None)
-    assert models in shipped_sets()
-    if DEFAULT_MODELS in shipped_sets():
-        assert (models, note) == (DEFAULT_MODELS, None)
-    else:
-        assert models == bench.FALLBACK_MODELS and DEFAULT_MODELS in note
+def test_the_neural_engines_use_the_default_set_unless_told():
+    assert bench.resolve_models(None) == DEFAULT_MODELS
+    assert DEFAULT_MODELS in shipped_sets()
+    assert bench.resolve_models("ltspice") == "ltspice"
 
 
 def test_torch_missing_is_a_note_not_an_error(monkeypatch):

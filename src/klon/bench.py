@@ -22,7 +22,6 @@ from .errors import KlonError
 
 ENGINES = ("circuit", "neural", "gru", "torch-gru")
 BLOCKS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-FALLBACK_MODELS = "ltspice"  # shipped since the first model set; used if the default is missing
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 RATIOS = (("neural", "circuit"), ("torch-gru", "gru"))
 
@@ -80,20 +79,13 @@ def check_settings(seconds, blocks, engines, sample_rate, channels, repeats):
 
 
 def resolve_models(models):
-    """(model set, note): the set asked for, else the neural engine's default set, else the
-    shipped 'ltspice' set with a note saying so."""
+    """The model set asked for (checked now, so a bad name fails before any timing), else the
+    neural engine's default set."""
     from .engine.bank import model_set_files
     from .engine.pedal import DEFAULT_MODELS
-    if models is not None:
-        model_set_files(models)  # a bad name or folder fails here, before any timing
-        return models, None
-    try:
-        model_set_files(DEFAULT_MODELS)
-        return DEFAULT_MODELS, None
-    except KlonError:
-        model_set_files(FALLBACK_MODELS)
-        return FALLBACK_MODELS, (f"model set '{DEFAULT_MODELS}' is not installed: the neural "
-                                 f"engines use '{FALLBACK_MODELS}'")
+    models = DEFAULT_MODELS if models is None else models
+    model_set_files(models)
+    return models
 
 
 def gru_model_file(models):
@@ -226,10 +218,7 @@ def run_bench(seconds=10.0, blocks=BLOCKS, engines=ENGINES, sample_rate=44_100, 
     if models is not None and not {"neural", "gru"} & set(engines):
         raise KlonError("--models chooses the models of the neural and gru engines: add one")
     if {"neural", "gru"} & set(engines):
-        models, fallback = resolve_models(models)
-        if fallback:
-            print(f"klon bench: {fallback}", file=log)
-            notes["models"] = fallback
+        models = resolve_models(models)
     runners = {}
     for engine in engines:
         try:
