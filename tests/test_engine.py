@@ -446,6 +446,8 @@ def test_neural_pedal_errors_are_clear(tmp_path):
         Centaur(FS, engine="neural", models="no-such-set")
     with pytest.raises(KlonError, match="44100 Hz, not 48000 Hz"):
         Centaur(48_000, engine="neural", models=PUBLISHED)
+    with pytest.raises(KlonError, match="run at 44.1 kHz and 48 kHz, not 96000 Hz"):
+        Centaur(96_000, engine="neural")
     with pytest.raises(KlonError, match="engine='neural'"):
         Centaur(FS, models=PUBLISHED)
     with pytest.raises(KlonError, match="circuit engine"):

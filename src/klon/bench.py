@@ -78,12 +78,12 @@ def check_settings(seconds, blocks, engines, sample_rate, channels, repeats):
                         f"samples: raise --seconds")
 
 
-def resolve_models(models):
+def resolve_models(models, sample_rate):
     """The model set asked for (checked now, so a bad name fails before any timing), else the
-    neural engine's default set."""
+    neural engine's default set for the rate."""
     from .engine.bank import model_set_files
-    from .engine.pedal import DEFAULT_MODELS
-    models = DEFAULT_MODELS if models is None else models
+    from .engine.pedal import default_models
+    models = default_models(sample_rate) if models is None else models
     model_set_files(models)
     return models
 
@@ -218,7 +218,7 @@ def run_bench(seconds=10.0, blocks=BLOCKS, engines=ENGINES, sample_rate=44_100, 
     if models is not None and not {"neural", "gru"} & set(engines):
         raise KlonError("--models chooses the models of the neural and gru engines: add one")
     if {"neural", "gru"} & set(engines):
-        models = resolve_models(models)
+        models = resolve_models(models, sample_rate)
     runners = {}
     for engine in engines:
         try:

@@ -31,12 +31,13 @@ def _parser():
     p.add_argument("--level", type=_knob, default=0.5, help="Level knob, 0..1 (default 0.5)")
     p.add_argument("--engine", default="circuit", choices=["circuit", "neural"],
                    help="circuit: the circuit model; neural: trained models in place of the gain "
-                        "stage (44.1 kHz audio)")
+                        "stage (44.1 or 48 kHz audio)")
     p.add_argument("--stage", default="full", choices=["full", "gain"],
                    help="full: the whole pedal; gain: the gain stage alone (volts in, volts out)")
     p.add_argument("--models", default=None, metavar="NAME|DIR",
                    help="neural engine: a shipped model set or a folder of model files "
-                        "(default: the shipped set 'circuit')")
+                        "(default: the shipped set for the rate, 'circuit' at 44.1 kHz, "
+                        "'circuit-48k' at 48 kHz)")
     p.add_argument("--model", default=None, metavar="FILE.json",
                    help="neural engine: one model file used at every Gain, instead of a set")
     p.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"])
@@ -97,10 +98,9 @@ def _process(args):
                         "--engine neural")
     x, sample_rate = audio.read(args.input)
     if args.stage == "gain" and args.engine == "neural":
-        from .engine.pedal import DEFAULT_MODELS, check_circuit_options, neural_gain_stage
+        from .engine.pedal import check_circuit_options, neural_gain_stage
         check_circuit_options(args.diode, args.oversampling)
-        processor = neural_gain_stage(sample_rate, args.gain, args.models or DEFAULT_MODELS,
-                                      args.model)
+        processor = neural_gain_stage(sample_rate, args.gain, args.models, args.model)
     elif args.stage == "gain":
         from .circuit.pedal import check_sample_rate
         processor = GainStage(check_sample_rate(sample_rate), args.gain, args.diode, args.oversampling)

@@ -109,10 +109,9 @@ class Centaur(ToneAndLevel):
                 raise KlonError("models= and model= choose the neural engine's models: "
                                 "pass engine='neural'")
             return super().__new__(cls)
-        from ..engine.pedal import DEFAULT_MODELS, NeuralCentaur, check_circuit_options
+        from ..engine.pedal import NeuralCentaur, check_circuit_options
         check_circuit_options(diode, oversampling)
-        return NeuralCentaur(sample_rate, gain, treble, level,
-                             models=DEFAULT_MODELS if models is None else models, model=model)
+        return NeuralCentaur(sample_rate, gain, treble, level, models=models, model=model)
 
     def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, engine="circuit",
                  diode="1n34a", oversampling=None, models=None, model=None):

@@ -1,10 +1,11 @@
 """The neural pedal: input buffer -> model bank (in place of the gain stage) -> treble control ->
 output stage, all at the host rate in one compiled call per block.
 
-The linear stages are the circuit engine's own objects. The models were trained at one rate
+The linear stages are the circuit engine's own objects. A set of models was trained at one rate
 (44.1 kHz for the published ones) and a recurrent model's dynamics are counted in samples, so the
-pedal runs only at that rate and refuses any other with a clear error (resample the audio first,
-or use the circuit engine, which runs at any rate). The treble shelf runs at the host rate here,
+pedal runs only at its models' rate and refuses any other with a clear error (resample the audio
+first, or use the circuit engine, which runs at any rate). Without a set named, the pedal takes
+the shipped circuit-trained set for the host rate: 44.1 or 48 kHz. The treble shelf runs at the host rate here,
 where the circuit engine oversamples it: its pre-warped bilinear transform bends the +17 dB top
 octave by a few percent at 44.1 kHz.
 """
@@ -17,7 +18,26 @@ from ..errors import KlonError
 from .bank import ModelBank
 from .model import load_model
 
-DEFAULT_MODELS = "circuit"  # the shipped set trained on the circuit engine
+# the shipped sets trained on the circuit engine, by the rate they run at
+DEFAULT_MODELS = {44_100: "circuit", 48_000: "circuit-48k"}
+
+
+def _rate(sample_rate):
+    try:
+        return float(sample_rate)
+    except (TypeError, ValueError):
+        raise KlonError(f"sample rate must be a number, got {sample_rate!r}") from None
+
+
+def default_models(sample_rate):
+    """The shipped circuit-trained set that runs at `sample_rate`."""
+    rate = _rate(sample_rate)
+    if rate not in DEFAULT_MODELS:
+        rates = " and ".join(f"{r / 1000:g} kHz" for r in DEFAULT_MODELS)
+        raise KlonError(f"the shipped neural models run at {rates}, not {rate:g} Hz: resample the "
+                        f"audio, train models at this rate (klon dataset --sample-rate) or use the "
+                        f"circuit engine")
+    return DEFAULT_MODELS[rate]
 
 
 def check_circuit_options(diode="1n34a", oversampling=None):
@@ -27,15 +47,16 @@ def check_circuit_options(diode="1n34a", oversampling=None):
                         "neural engine's models fix both")
 
 
-def neural_gain_stage(sample_rate, gain=0.5, models=DEFAULT_MODELS, model=None):
+def neural_gain_stage(sample_rate, gain=0.5, models=None, model=None):
     """The model bank alone, in place of the circuit's GainStage: volts in at the gain stage's
     input, volts out at the summing amp's output (the convention the models were trained in).
-    `model`: one file used at every Gain instead of the set `models`."""
-    bank = ModelBank([load_model(model)] if model is not None else models, gain)
-    try:
-        rate = float(sample_rate)
-    except (TypeError, ValueError):
-        raise KlonError(f"sample rate must be a number, got {sample_rate!r}") from None
+    `models`: a set (default: the shipped one for the rate); `model`: one file used at every Gain
+    instead."""
+    rate = _rate(sample_rate)
+    if model is not None:
+        bank = ModelBank([load_model(model)], gain)
+    else:
+        bank = ModelBank(default_models(rate) if models is None else models, gain)
     if rate != bank.sample_rate:
         raise KlonError(f"the neural engine runs at its models' rate, {bank.sample_rate:g} Hz, "
                         f"not {rate:g} Hz: resample the audio to {bank.sample_rate:g} Hz or use "
@@ -46,8 +67,8 @@ def neural_gain_stage(sample_rate, gain=0.5, models=DEFAULT_MODELS, model=None):
 class NeuralCentaur(ToneAndLevel):
     """The Klon Centaur with the gain stage replaced by recurrent models, one per Gain setting.
 
-    `models`: a shipped set name (klon/models/<name>/) or a folder of model files; `model`: one
-    model file used at every Gain instead (a two-input model gets the Gain as its second input).
+    `models`: a shipped set name (klon/models/<name>/) or a folder of model files (default: the
+    shipped circuit-trained set for the rate); `model`: one model file used at every Gain instead (a two-input model gets the Gain as its second input).
     Same interface as the circuit engine's Centaur: knobs glide over 50 ms, `process(block)`
     streams (no latency), `pedal(audio)` processes a whole signal from rest.
     """
@@ -55,8 +76,7 @@ class NeuralCentaur(ToneAndLevel):
     engine = "neural"
     latency = 0
 
-    def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, models=DEFAULT_MODELS,
-                 model=None):
+    def __init__(self, sample_rate, gain=0.5, treble=0.5, level=0.5, models=None, model=None):
         self.bank = neural_gain_stage(sample_rate, gain, models, model)
         self.sample_rate = rate = self.bank.sample_rate
         self.input_buffer = InputBuffer(rate)
