@@ -56,27 +56,29 @@ def ltspice_rows(data_root):
     return rows
 
 
-def _circuit_clip(x, gain, context=datasets.CONTEXT):
+def _circuit_clip(x, gain, rate, context=datasets.CONTEXT):
     x = np.r_[np.zeros(context, np.float32), x].astype(np.float32)
-    y = GainStage(44100, gain)(x.astype(np.float64).reshape(1, -1))[0]
+    y = GainStage(rate, gain)(x.astype(np.float64).reshape(1, -1))[0]
     return x, y.astype(np.float32)
 
 
 def circuit_rows(name, data_root):
     rows = []
-    riff = guitar_riff(44100, 4.0, 0.3)
     for gain, path in _models(name):
         model, meta = export.load(path)
+        rate = meta["sample_rate"]
+        riff = guitar_riff(rate, 4.0, 0.3)
         held_out = [c.split("@")[0] for c in meta["validation_clips"] if c.startswith("sample")]
         xs, ys = [], []
         for clip in held_out:
-            x, _ = audio.read(data_root / "klon-ltspice" / "DataIn" / f"{clip}.wav")
-            x, y = _circuit_clip(x[0], gain)
+            x, clip_rate = audio.read(data_root / "klon-ltspice" / "DataIn" / f"{clip}.wav")
+            # resampled to the set's rate, as `klon dataset` did
+            x, y = _circuit_clip(audio.resample(x[0], clip_rate, rate), gain, rate)
             xs.append(x)
             ys.append(y)
         s = datasets.CONTEXT
         per_clip, pooled = clip_esr(predict(model, np.stack(xs))[:, s:], np.stack(ys)[:, s:])
-        rx, ry = _circuit_clip(riff, gain)
+        rx, ry = _circuit_clip(riff, gain, rate)
         _, riff_esr = clip_esr(predict(model, rx)[None, s:], ry[None, s:])
         rows.append((gain, len(held_out), 100 * pooled, 100 * per_clip.mean(), 100 * riff_esr,
                      100 * meta["validation_esr"], meta["epochs"], meta["training_seconds"], meta))
@@ -117,7 +119,9 @@ def main():
         if not rows:
             continue
         hidden = rows[0][-1]["hidden_size"]
-        lines += [f"## `{name}`: GRU-{hidden} trained on the circuit gain stage", "",
+        rate = rows[0][-1]["sample_rate"]
+        lines += [f"## `{name}`: GRU-{hidden} trained on the circuit gain stage at "
+                  f"{rate / 1000:g} kHz", "",
                   "ESR in % against klon's circuit gain stage (1N34A diodes): on the reference "
                   "DI clips the model never trained on (pooled and mean per clip), on a "
                   "generated 4 s riff (`klon.synth.guitar_riff`, not in any training set), and "

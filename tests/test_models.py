@@ -1,6 +1,7 @@
 """The shipped model sets are what their docs say: they load in the engine, carry their metadata,
 and score as claimed on clips they never trained on."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,12 +23,14 @@ def shipped(name, gain):
     return SHIPPED_MODELS / name / f"gain_{round(100 * gain)}.json"
 
 
-@pytest.mark.parametrize("name, hidden", [("ltspice", 8), ("circuit", 8), ("circuit-gru16", 16)])
-def test_each_set_has_five_gains_with_metadata(name, hidden):
+@pytest.mark.parametrize("name, hidden, rate", [("ltspice", 8, 44100), ("circuit", 8, 44100),
+                                                ("circuit-gru16", 16, 44100),
+                                                ("circuit-48k", 8, 48000)])
+def test_each_set_has_five_gains_with_metadata(name, hidden, rate):
     for gain in GAINS:
         meta = json.loads(shipped(name, gain).read_text())["metadata"]
         assert meta["gain"] == gain and meta["hidden_size"] == hidden
-        assert meta["sample_rate"] == 44100 and meta["cell"] == "gru"
+        assert meta["sample_rate"] == rate and meta["cell"] == "gru"
         assert len(meta["validation_clips"]) > 0 and meta["training_seconds"] < 15 * 60
         assert RecurrentModel(shipped(name, gain)).gain == gain
 
@@ -59,17 +62,21 @@ def _held_out_di(path, count):
 
 
 @needs_data
-@pytest.mark.parametrize("name, limit", [("circuit", 1.0), ("circuit-gru16", 0.5)])
+@pytest.mark.parametrize("name, limit", [("circuit", 1.0), ("circuit-gru16", 0.5),
+                                         ("circuit-48k", 1.0)])
 @pytest.mark.parametrize("gain", GAINS)
 def test_circuit_models_follow_the_circuit_on_di_clips_they_never_heard(name, limit, gain):
     path = shipped(name, gain)
+    model = RecurrentModel(path)
     clips = _held_out_di(path, 6)
     assert len(clips) == 6
     context = 2048  # silence in front, as the training segments had
-    x = np.stack([np.r_[np.zeros(context, np.float32), audio.read(
-        DATA / "klon-ltspice" / "DataIn" / f"{n}.wav")[0][0]] for n in clips])
-    y = GainStage(44100, gain)(x.astype(np.float64))
-    prediction = RecurrentModel(path)(x)
+    # the DI clips are 44.1 kHz: resampled to the set's rate, as `klon dataset` did
+    x = np.stack([np.r_[np.zeros(context, np.float32), audio.resample(audio.read(
+        DATA / "klon-ltspice" / "DataIn" / f"{n}.wav")[0][0], 44100, model.sample_rate)]
+        for n in clips])
+    y = GainStage(model.sample_rate, gain)(x.astype(np.float64))
+    prediction = model(x)
     _, pooled = clip_esr(prediction[:, context:], y[:, context:])
     assert 100 * pooled <= limit
 
@@ -84,4 +91,18 @@ def test_the_neural_pedal_defaults_to_the_circuit_set_and_sounds_like_the_circui
     for gain, limit in ((0.0, 0.1), (0.5, 0.5), (1.0, 1.5)):
         circuit = Centaur(44100, gain=gain, treble=0.6, level=0.5)(x)
         neural = Centaur(44100, gain=gain, treble=0.6, level=0.5, engine="neural")(x)
+        assert 100 * esr(circuit, neural) < limit
+
+
+def test_at_48_khz_the_neural_pedal_takes_the_48_khz_set_and_sounds_like_the_circuit():
+    from klon import Centaur
+    from klon.metrics import esr
+    from klon.synth import guitar_riff
+    x = guitar_riff(48000, 2.0)
+    pedal = Centaur(48000, engine="neural")
+    assert pedal.sample_rate == 48000
+    assert {Path(spec.source).parent.name for spec in pedal.bank.specs} == {"circuit-48k"}
+    for gain, limit in ((0.0, 0.1), (0.5, 0.5), (1.0, 1.5)):
+        circuit = Centaur(48000, gain=gain, treble=0.6, level=0.5)(x)
+        neural = Centaur(48000, gain=gain, treble=0.6, level=0.5, engine="neural")(x)
         assert 100 * esr(circuit, neural) < limit

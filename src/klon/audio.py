@@ -45,6 +45,18 @@ def as_channels_frames(x):
     raise KlonError(f"audio must be 1-D (mono) or channels x frames, got {x.ndim} dimensions")
 
 
+def resample(x, rate, target_rate):
+    """float32 `x` (frames on the last axis) from `rate` to `target_rate`: polyphase, scipy's
+    Kaiser-windowed low-pass. The same signal back when the rates agree."""
+    if rate == target_rate:
+        return x
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+    ratio = Fraction(int(target_rate), int(rate))
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
 def _reason(error):
     """libsndfile's own words (without soundfile's "Error opening ..." prefix), on one line."""
     text = getattr(error, "error_string", None) or str(error) or type(error).__name__

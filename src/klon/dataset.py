@@ -30,16 +30,6 @@ def input_files(paths):
     return files
 
 
-def _resample(x, rate, target_rate):
-    if rate == target_rate:
-        return x
-    from fractions import Fraction
-
-    from scipy.signal import resample_poly
-    ratio = Fraction(int(target_rate), int(rate))
-    return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
-
-
 def synthetic_inputs(seconds, sample_rate, seed=0, clip_seconds=4.0):
     """Generated playing at DI levels: clips of `clip_seconds` whose RMS is log-uniform between
     10 and 300 mV (the reference DI clips span 13..250 mV), peaks capped at 2 V."""
@@ -75,7 +65,7 @@ def render(inputs, out_dir, gain, diode="1n34a", sample_rate=None, input_gain_db
                             f"(mix or split it first)")
         rate = int(rate)
         target_rate = int(sample_rate or rate)
-        clips.append((path.stem, _resample(x[0], rate, target_rate), target_rate))
+        clips.append((path.stem, audio.resample(x[0], rate, target_rate), target_rate))
     rates = {r for _, _, r in clips}
     if len(rates) > 1:
         raise KlonError(f"the inputs have different sample rates ({', '.join(map(str, rates))} "
