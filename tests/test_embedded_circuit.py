@@ -1,0 +1,191 @@
+"""The circuit gain stage as generated C99 (klon.embedded.circuit_c) against klon.circuit.GainStage.
+
+Built with the host gcc and the strict flags (a missing gcc fails these tests), run through
+ctypes on a guitar DI clip with the Gain knob moved mid-clip, streamed in the same blocks as
+the Python stage.
+"""
+import ctypes
+import subprocess
+
+import numpy as np
+import pytest
+
+from klon import audio
+from klon.circuit import GainStage
+from klon.embedded import toolchain
+from klon.embedded.circuit_c import PRECISIONS, write_circuit_gain
+from klon.metrics import esr
+from klon.synth import guitar_riff
+from klon.verify import find_data
+
+HOST_MATCH = 1e-5  # the issue's host-match tolerance: max abs error over the signal's peak
+SIZEOF_SHIM = ('#include "klon_circuit_gain.h"\n'
+               "unsigned long klon_cg_sizeof(void) { return sizeof(klon_circuit_gain); }\n")
+
+
+def build(folder, **settings):
+    """The generated C with a sizeof helper, as a ctypes library."""
+    header, source = write_circuit_gain(folder, **settings)
+    shim = folder / "sizeof.c"
+    shim.write_text(SIZEOF_SHIM)
+    lib = ctypes.CDLL(str(toolchain.host_library([source, shim], folder / "libcircuit.so",
+                                                 include_dirs=[folder])))
+    lib.klon_cg_sizeof.restype = ctypes.c_ulong
+    lib.klon_circuit_gain_init.argtypes = [ctypes.c_void_p, ctypes.c_float, ctypes.c_float]
+    lib.klon_circuit_gain_set_gain.argtypes = [ctypes.c_void_p, ctypes.c_float]
+    lib.klon_circuit_gain_process.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                              ctypes.c_int]
+    lib.klon_circuit_gain_reset.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+class CStage:
+    """The C stage behind GainStage's streaming interface (float32 in and out, as in C)."""
+
+    def __init__(self, lib, sample_rate, gain):
+        self.lib = lib
+        self.state = (ctypes.c_double * (lib.klon_cg_sizeof() // 8 + 1))()
+        self.status = lib.klon_circuit_gain_init(self.state, sample_rate, gain)
+
+    def set_gain(self, gain):
+        self.lib.klon_circuit_gain_set_gain(self.state, gain)
+
+    def process(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty_like(x)
+        self.lib.klon_circuit_gain_process(self.state, x.ctypes.data, y.ctypes.data, x.size)
+        return y
+
+
+def play(stage, x, gain_moves, set_gain, block=256):
+    """Stream x in blocks, moving Gain at the given sample positions (block boundaries)."""
+    out, moves = [], dict(gain_moves)
+    for start in range(0, len(x), block):
+        if start in moves:
+            set_gain(moves[start])
+        out.append(stage.process(x[start:start + block]))
+    return np.concatenate(out)
+
+
+def python_stage(x, sample_rate, gain, gain_moves, diode="1n34a"):
+    stage = GainStage(sample_rate, gain=gain, diode=diode)
+
+    def set_gain(value):
+        stage.gain = value
+
+    return play(stage, x.astype(np.float32).astype(np.float64), gain_moves, set_gain)
+
+
+def c_stage(lib, x, sample_rate, gain, gain_moves):
+    stage = CStage(lib, sample_rate, gain)
+    assert stage.status == 0
+    return play(stage, x, gain_moves, stage.set_gain)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """Two guitar DI clips back to back (1 s at 44.1 kHz), or a synthesized riff without the
+    reference data."""
+    folder = find_data()
+    if folder is None:
+        return guitar_riff(44_100, 1.0).astype(np.float64)
+    clips = [audio.read(folder / "klon-ltspice" / "DataIn" / f"{name}.wav")[0][0]
+             for name in ("sample0", "sample250")]
+    return np.concatenate(clips).astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def libraries(tmp_path_factory):
+    root = tmp_path_factory.mktemp("circuit_c")
+    return {name: build(root / name, precision=name) for name in ("mixed", "double")}
+
+
+# Gain 0.2, then to 1 at 0.16 s (a 50 ms glide), to 0 at 0.41 s, to 0.75 at 0.7 s
+MOVES = [(7168, 1.0), (17920, 0.0), (30976, 0.75)]
+
+
+def relative_error(y, reference):
+    return np.max(np.abs(y - reference)) / np.max(np.abs(reference))
+
+
+@pytest.mark.parametrize("precision, tolerance", [("mixed", HOST_MATCH), ("double", 1e-6)])
+def test_c_matches_python_on_a_guitar_clip_with_gain_moves(libraries, clip, precision, tolerance):
+    """The default (mixed float/double) within the host-match tolerance; all-double to the
+    float32 output's own rounding."""
+    reference = python_stage(clip, 44_100, 0.2, MOVES)
+    y = c_stage(libraries[precision], clip, 44_100, 0.2, MOVES)
+    assert relative_error(y, reference) <= tolerance
+    assert esr(reference, y) < 1e-10
+
+
+@pytest.mark.parametrize("diode", ["1n34a", "mbrb2545ct"])
+@pytest.mark.parametrize("rate", [22_050, 96_000])
+def test_other_rates_and_the_other_diode(tmp_path, clip, rate, diode):
+    """22.05 kHz runs at 4x (two half-band steps), 96 kHz at 2x; the clip is taken as being at
+    that rate."""
+    lib = build(tmp_path, diode=diode)
+    x = clip[:22_050]
+    moves = [(4096, 0.9)]
+    reference = python_stage(x, rate, 0.4, moves, diode=diode)
+    y = c_stage(lib, x, rate, 0.4, moves)
+    assert relative_error(y, reference) <= HOST_MATCH
+
+
+def test_block_size_does_not_matter_while_the_knob_rests(libraries, clip):
+    lib = libraries["mixed"]
+    x = clip[:8000]
+    whole = CStage(lib, 48_000, 0.6).process(x)
+    stage = CStage(lib, 48_000, 0.6)
+    pieces = []
+    start = 0
+    for size in [1, 7, 64, 3, 512, 1000] * 20:
+        pieces.append(stage.process(x[start:start + size]))
+        start += size
+        if start >= x.size:
+            break
+    np.testing.assert_array_equal(np.concatenate(pieces)[:x.size], whole)
+
+
+def test_reset_clears_the_state_and_keeps_the_knob(libraries, clip):
+    lib = libraries["mixed"]
+    stage = CStage(lib, 44_100, 0.8)
+    first = stage.process(clip[:4000])
+    stage.process(clip[4000:9000])
+    lib.klon_circuit_gain_reset(stage.state)
+    np.testing.assert_array_equal(stage.process(clip[:4000]), first)
+
+
+@pytest.mark.parametrize("rate", [8_000.0, 22_049.0, 192_001.0, float("nan")])
+def test_unsupported_rates_are_refused(libraries, rate):
+    assert CStage(libraries["mixed"], rate, 0.5).status != 0
+
+
+def test_knob_values_are_clamped(libraries, clip):
+    lib = libraries["mixed"]
+    x = clip[:6000]
+    over, at_one = CStage(lib, 44_100, 0.3), CStage(lib, 44_100, 0.3)
+    over.set_gain(7.0)
+    at_one.set_gain(1.0)
+    np.testing.assert_array_equal(over.process(x), at_one.process(x))
+    np.testing.assert_array_equal(CStage(lib, 44_100, -1.0).process(x),
+                                  CStage(lib, 44_100, 0.0).process(x))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_every_precision_builds_strictly_with_no_writable_globals(tmp_path, precision):
+    """Pedantic C99 with -Werror, and an object with no writable data: nothing in .data or
+    .bss (the tree descriptors' pointers may sit in .data.rel.ro, read-only once loaded)."""
+    header, source = write_circuit_gain(tmp_path, precision=precision)
+    obj = tmp_path / "klon_circuit_gain.o"
+    subprocess.run([toolchain.find_tool("gcc"), *toolchain.HOST_FLAGS, "-O2", "-c", str(source),
+                    "-o", str(obj)], check=True, capture_output=True)
+    listing = subprocess.run(["size", "-A", str(obj)], check=True, capture_output=True,
+                             text=True).stdout
+    sections = {line.split()[0]: int(line.split()[1]) for line in listing.splitlines()
+                if line.startswith(".")}
+    writable = {name: size for name, size in sections.items()
+                if (name.startswith((".data", ".bss")) and not name.startswith(".data.rel.ro")
+                    and size)}
+    assert not writable, listing
+    text = source.read_text() + header.read_text()
+    assert "malloc" not in text and "static klon_circuit_gain" not in text
