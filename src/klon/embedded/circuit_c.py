@@ -3,12 +3,11 @@
 `write_circuit_gain(out_dir)` writes `klon_circuit_gain.h` / `klon_circuit_gain.c`: the C
 templates in `c/` filled with what the Python model defines, so the C cannot drift from it:
 
-- both wave digital filter trees, flattened (node kinds, children, component values, which
-  nodes are the gain pots, which are read as outputs), taken from the very trees
-  `klon.circuit.GainStage` builds. The C derives the state-space maps from them in double, by
-  the probing `klon.wdf.tree.derive_state_space` does, at init (for the rate it is given) and
-  at every step of a Gain glide (a step per 16 samples, as in Python), so any rate and any Gain
-  position give Python's maps;
+- both wave digital filter trees' state-space derivation, from the very trees
+  `klon.circuit.GainStage` builds: `klon.wdf.tree.derive_state_space`'s probing, run on symbols
+  by `wdf_c` into straight-line C with the sample period and the gain pots as variables. The C
+  runs it in double at init (for the rate it is given) and at every step of a Gain glide (a
+  step per 16 samples, as in Python), so any rate and any Gain position give Python's maps;
 - the amp-stage and summing-amp components, the op-amp swings, the diode card;
 - the half-band oversampling taps of `klon.dsp.oversampling` (they do not depend on the rate);
 - the diode-pair solver, in one of the variants of DIODE_SOLVERS.
@@ -27,7 +26,7 @@ from ..circuit.gain_stage import (
 from ..circuit.pedal import check_sample_rate
 from ..dsp.oversampling import Oversampler, stage_taps
 from ..errors import KlonError
-from ..wdf import tree as k
+from .wdf_c import derive_c
 
 TEMPLATES = Path(__file__).with_name("c")
 HEADER, SOURCE = "klon_circuit_gain.h", "klon_circuit_gain.c"
@@ -60,11 +59,6 @@ def _literal(x, ctype="double"):
     return text + ("f" if ctype == "float" else "")
 
 
-def _int_table(name, values):
-    body = ", ".join(str(int(v)) for v in values)
-    return f"static const signed char {name}[{len(values)}] = {{{body}}};"
-
-
 def _float_table(name, values, ctype="double"):
     rows, line = [], []
     for v in values:
@@ -78,28 +72,11 @@ def _float_table(name, values, ctype="double"):
     return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};"
 
 
-def _tree_tables(prefix, tree):
-    """A flattened klon.wdf.WDF as the C tables of a `tree` struct."""
-    if not np.array_equal(tree.order, np.arange(len(tree.order))):
-        raise KlonError("the C code walks the nodes in storage order; this tree's order differs")
-    topo = tree.topology
-    n_outputs = len(tree.output_nodes)
-    lines = [
-        f"#define {prefix.upper()}_NODES {len(topo)}",
-        f"#define {prefix.upper()}_STATES {tree.n_states}",
-        f"#define {prefix.upper()}_INPUTS {len(tree.source_names)}",
-        f"#define {prefix.upper()}_OUTPUTS {n_outputs}",
-        _int_table(f"{prefix}_kind", topo[:, k.KIND]),
-        _int_table(f"{prefix}_child_start", topo[:, k.CHILD_START]),
-        _int_table(f"{prefix}_child_count", topo[:, k.CHILD_COUNT]),
-        _int_table(f"{prefix}_source", topo[:, k.SOURCE]),
-        _int_table(f"{prefix}_state", topo[:, k.STATE]),
-        _int_table(f"{prefix}_children", tree.children),
-        _int_table(f"{prefix}_output_node", tree.output_nodes),
-        _int_table(f"{prefix}_output_quantity", tree.output_quantities),
-        _float_table(f"{prefix}_value", tree.nodes[:, k.VALUE]),
-    ]
-    return lines
+def _derive(tree, variables):
+    """The body of a derive_* function: the tree's maps into m, its port resistance returned."""
+    lines, port = derive_c(tree, variables)
+    used = [f"(void){name};" for name in ("period", *sorted(set(variables.values())))]
+    return "\n".join("    " + line for line in [*used, *lines, f"return {port};"])
 
 
 def _precision(precision):
@@ -335,18 +312,19 @@ def _tables(diode, types):
         DIODE_NVT=diode.ideality * c.THERMAL_VOLTAGE, SMOOTHING_SECONDS=SMOOTHING_SECONDS,
     )
     lines = [f"#define {name} {_literal(value)}" for name, value in constants.items()]
+    sizes = dict(PRE_STATES=pre.n_states, PRE_INPUTS=len(pre.source_names),
+                 PRE_OUTPUTS=len(pre.output_nodes), CLIP_STATES=clip.n_states,
+                 CLIP_INPUTS=len(clip.source_names), CLIP_OUTPUTS=len(clip.output_nodes))
+    lines += [f"#define {name} {value}" for name, value in sizes.items()]
     lines.append(f"#define RAMP_STEP {RAMP_STEP}")
-    lines += _tree_tables("pre", pre)
-    lines.append(f"#define PRE_GANG_A_TOP {pre.index_of(gang_a_top)}")
-    lines += _tree_tables("clip", clip)
-    lines.append(f"#define CLIP_GANG_B_TOP {clip.index_of(gang_b_top)}")
-    lines.append(f"#define CLIP_GANG_B_BOTTOM {clip.index_of(gang_b_bottom)}")
     lines.append(_float_table("fir1", g1[:g1.size // 2], types["fir"]))
     lines.append(_float_table("fir2", g2[:g2.size // 2], types["fir"]))
-    sizes = dict(PRE_STATES=pre.n_states, CLIP_STATES=clip.n_states,
-                 CLIP_INPUTS=len(clip.source_names), FIR1_HALF=g1.size // 2,
-                 FIR2_HALF=g2.size // 2)
-    return "\n".join(lines), sizes
+    sizes.update(FIR1_HALF=g1.size // 2, FIR2_HALF=g2.size // 2)
+    derive = dict(
+        PRE_DERIVE=_derive(pre, {pre.index_of(gang_a_top): "top"}),
+        CLIP_DERIVE=_derive(clip, {clip.index_of(gang_b_top): "top",
+                                   clip.index_of(gang_b_bottom): "bottom"}))
+    return "\n".join(lines), sizes, derive
 
 
 def render_circuit_gain(sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRECISION,
@@ -358,15 +336,15 @@ def render_circuit_gain(sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRE
     types = _precision(precision)
     if diode_solver is None:
         diode_solver = "fast" if types["diode"] == "float" else "python"
-    tables, sizes = _tables(model, types)
+    tables, sizes, derive = _tables(model, types)
     name = precision if isinstance(precision, str) else "custom precision"
     fields = dict(
         DIODE=model.name, PRECISION=f"{name}, diode solver {diode_solver}",
         SAMPLE_RATE=f"{rate:g}", LATENCY_2X=Oversampler(2).latency, LATENCY_4X=Oversampler(4).latency,
         WDF_T=types["wdf"], DIODE_T=types["diode"], OPAMP_T=types["opamp"], FIR_T=types["fir"],
         TABLES=tables, DIODE_SOLVER=_diode_solver(diode_solver, model, types["diode"]),
-        **sizes, **_kernel(sizes["PRE_STATES"], sizes["CLIP_STATES"], sizes["FIR1_HALF"],
-                           sizes["FIR2_HALF"], types),
+        **sizes, **derive, **_kernel(sizes["PRE_STATES"], sizes["CLIP_STATES"],
+                                     sizes["FIR1_HALF"], sizes["FIR2_HALF"], types),
     )
     texts = []
     for template in (HEADER, SOURCE):
