@@ -19,15 +19,16 @@ from klon.synth import guitar_riff
 from klon.verify import find_data
 
 HOST_MATCH = 1e-5  # the issue's host-match tolerance: max abs error over the signal's peak
-SIZEOF_SHIM = ('#include "klon_circuit_gain.h"\n'
-               "unsigned long klon_cg_sizeof(void) { return sizeof(klon_circuit_gain); }\n")
+SHIM = ('#include "klon_circuit_gain.h"\n'
+        "unsigned long klon_cg_sizeof(void) { return sizeof(klon_circuit_gain); }\n"
+        "int klon_cg_latency(float rate) { return KLON_CIRCUIT_GAIN_LATENCY(rate); }\n")
 
 
 def build(folder, **settings):
-    """The generated C with a sizeof helper, as a ctypes library."""
+    """The generated C with sizeof and latency helpers, as a ctypes library."""
     header, source = write_circuit_gain(folder, **settings)
-    shim = folder / "sizeof.c"
-    shim.write_text(SIZEOF_SHIM)
+    shim = folder / "shim.c"
+    shim.write_text(SHIM)
     lib = ctypes.CDLL(str(toolchain.host_library([source, shim], folder / "libcircuit.so",
                                                  include_dirs=[folder])))
     lib.klon_cg_sizeof.restype = ctypes.c_ulong
@@ -36,6 +37,7 @@ def build(folder, **settings):
     lib.klon_circuit_gain_process.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                               ctypes.c_int]
     lib.klon_circuit_gain_reset.argtypes = [ctypes.c_void_p]
+    lib.klon_cg_latency.argtypes = [ctypes.c_float]
     return lib
 
 
@@ -153,6 +155,11 @@ def test_reset_clears_the_state_and_keeps_the_knob(libraries, clip):
     stage.process(clip[4000:9000])
     lib.klon_circuit_gain_reset(stage.state)
     np.testing.assert_array_equal(stage.process(clip[:4000]), first)
+
+
+def test_the_header_states_python_s_latency(libraries):
+    for rate in (22_050, 32_000, 44_100, 96_000, 192_000):
+        assert libraries["mixed"].klon_cg_latency(rate) == GainStage(rate).latency
 
 
 @pytest.mark.parametrize("rate", [8_000.0, 22_049.0, 192_001.0, float("nan")])
