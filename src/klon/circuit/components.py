@@ -30,7 +30,10 @@ def output_limits(rails):
 
 def pot_halves(total, position):
     """(top, bottom) resistances of a linear pot at knob position in [0, 1]."""
-    return (max(total * position, POT_MINIMUM), max(total * (1.0 - position), POT_MINIMUM))
+    top, bottom = total * position, total * (1.0 - position)
+    # not max(): in Python 3.11 it makes an iterator, and a gliding Gain knob calls this often
+    return (top if top > POT_MINIMUM else POT_MINIMUM,
+            bottom if bottom > POT_MINIMUM else POT_MINIMUM)
 
 
 @dataclass(frozen=True)

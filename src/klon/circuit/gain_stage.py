@@ -28,7 +28,7 @@ from ..dsp.oversampling import Oversampler
 from ..dsp.smoothing import smoother_set_target, smoother_skip
 from ..errors import KlonError
 from ..wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
-from ..wdf.tree import state_space_step
+from ..wdf.tree import VALUE, state_space_step
 from . import components as c
 from .linear_stages import check_knob
 
@@ -164,13 +164,22 @@ class GainStage:
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
         self.smoother = np.array([gain, gain, 0.0, 0.0])
         self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
+        # the Gain pot's rows in the trees' node tables, written in place while the knob glides
+        # (set_resistances' dicts would make Python objects every RAMP_STEP samples)
+        self._gang_rows = (self._pre.index_of(self._gang_a_top),
+                           self._clip.index_of(self._gang_b_top),
+                           self._clip.index_of(self._gang_b_bottom))
         self._apply_gain(gain)
         self._allocate_state()
 
     def _apply_gain(self, gain):
-        top, bottom = c.pot_halves(c.GAIN_POT, gain)
-        self._pre.set_resistances({self._gang_a_top: top})
-        self._clip.set_resistances({self._gang_b_top: top, self._gang_b_bottom: bottom})
+        top, bottom = c.pot_halves(c.GAIN_POT, gain)  # both >= POT_MINIMUM > 0
+        a_top, b_top, b_bottom = self._gang_rows
+        self._pre.nodes[a_top, VALUE] = top
+        self._clip.nodes[b_top, VALUE] = top
+        self._clip.nodes[b_bottom, VALUE] = bottom
+        self._pre.derive()
+        self._clip.derive()
         self.coef[RS] = bottom + c.R10  # gang A's bottom and R10: the series part of U1B's ground leg
         self.coef[PRE_PORT] = self._pre.port_resistance
         self.coef[CLIP_PORT] = self._clip.port_resistance
@@ -212,11 +221,22 @@ class GainStage:
         if self.smoother[3] == 0.0:
             yield 0, n_frames
             return
-        for start in range(0, n_frames, RAMP_STEP):
-            stop = min(start + RAMP_STEP, n_frames)
-            if self.smoother[3] > 0.0:
-                self._apply_gain(smoother_skip(self.smoother, stop - start))
+        start = 0
+        while start < n_frames:
+            stop = self.next_segment(start, n_frames)
             yield start, stop
+            start = stop
+
+    def next_segment(self, start, n_frames):
+        """While the Gain glides: the end of the piece of a block that begins at `start`, with
+        the pots set for it (what `segments` yields, without a generator: a streaming block then
+        makes no Python objects)."""
+        stop = start + RAMP_STEP
+        if stop > n_frames:  # not min(): in Python 3.11 it makes an iterator
+            stop = n_frames
+        if self.smoother.item(3) > 0.0:
+            self._apply_gain(smoother_skip(self.smoother, stop - start))
+        return stop
 
     def kernel_args(self):
         """What run_gain_stage needs besides the audio."""

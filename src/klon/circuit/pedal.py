@@ -170,14 +170,18 @@ class Centaur(ToneAndLevel):
             self._prepare(channels, frames)
         if out is None:
             out = np.empty(x.shape, dtype=np.float32)
-        y2 = out.reshape(x2.shape)
-        if self.gain_stage.smoother[3] == 0.0:  # Gain at rest: the whole block in one call
+        # no views, generators or NumPy scalars here: a block makes no Python objects
+        y2 = out if out.ndim == 2 else out.reshape(x2.shape)
+        if self.gain_stage.smoother.item(3) == 0.0:  # Gain at rest: the whole block in one call
             if not _run_pedal(x2, y2, 0, frames, *self._kernel_args):
                 raise KlonError("audio contains NaN or Inf samples")
             return out
-        for start, stop in self.gain_stage.segments(frames):
+        start = 0
+        while start < frames:
+            stop = self.gain_stage.next_segment(start, frames)
             if not _run_pedal(x2, y2, start, stop, *self._kernel_args):
                 raise KlonError("audio contains NaN or Inf samples")
+            start = stop
         return out
 
     def __call__(self, audio):

@@ -96,8 +96,12 @@ class ModelBank:
     @gain.setter
     def gain(self, value):
         value = check_knob("gain", value)
-        # every model the glide passes starts running (warm) before the glide starts
-        now, end = sorted((self.smoother[0], value))
+        # every model the glide passes starts running (warm) before the glide starts; no
+        # sorted(), min() or max() here: they make Python objects, and `klon live` sets the
+        # knob from its audio thread
+        now, end = self.smoother.item(0), value
+        if end < now:
+            now, end = end, now
         first = _needed(self.positions, now)[0]
         last = _needed(self.positions, end)[1]
         self._warm_up(*self._warm_up_args(), first, last)

@@ -1,0 +1,6 @@
+"""`klon live`: the pedal on a sound card or sound server, in real time.
+
+processor: the audio thread's work, testable without a device (engines, knobs, crossfade,
+meters, counters); stream: PortAudio through sounddevice (devices, the callback, the run);
+ui: the terminal's keys and status line; report: the JSON counters of a run.
+"""

@@ -1,0 +1,42 @@
+"""The JSON report of a `klon live` run: settings, counters, load percentiles and levels."""
+import json
+import math
+
+from ..bench import write_text
+from ..errors import KlonError
+
+FORMAT = "klon-live-report"
+
+
+def build(processor, settings, wall_seconds, stopped_by):
+    """The report of a finished run. `settings`: what was asked for and what the devices gave."""
+    counters = processor.counters()
+    return _finite({
+        "format": FORMAT, "version": 1, "settings": settings,
+        "engine_at_end": processor.engine, "engines_running": list(processor.engines),
+        "unavailable": processor.unavailable,
+        "knobs_at_end": {name: processor.knob(name) for name in ("gain", "treble", "level")},
+        "stopped_by": stopped_by, "wall_seconds": wall_seconds,
+        "stream_seconds": counters["callbacks"] * processor.block / processor.sample_rate,
+        **counters, "levels": processor.levels()})
+
+
+def write(path, report):
+    """Write the report atomically (a temporary file beside it, then a rename)."""
+    try:
+        write_text(path, json.dumps(report, indent=2) + "\n")
+    except OSError as error:
+        raise KlonError(f"cannot write the report '{path}': {error.strerror or error}") from None
+
+
+def _finite(value):
+    """JSON has no infinities or NaN: they become null (e.g. the dB level of silence)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # NumPy scalars
+        return _finite(value.item())
+    return value

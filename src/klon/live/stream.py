@@ -1,0 +1,166 @@
+"""The duplex stream: the PortAudio callback around the processor, and the run in the main
+thread (keys, status line, the end of the run).
+
+The callback (PortAudio's audio thread; with JACK, the server's real-time client thread) holds
+the GIL for its work only, so the main thread stays idle meanwhile: it sleeps in select() or
+time.sleep() between keys and status lines. The cyclic garbage collector is frozen and off
+while the stream runs, so a collection (which would hold the GIL for milliseconds) never lands
+in a callback.
+"""
+import gc
+import time
+
+from ..errors import KlonError
+from . import devices as dev
+from .processor import CALLBACKS
+from .ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
+
+STATUS_SECONDS = 0.2        # status line redraw on a terminal
+PLAIN_STATUS_SECONDS = 5.0  # a plain status line without one
+
+
+def make_callback(processor, abort, busy=None):
+    """The stream's callback and the list that gets the exception that stopped it, if one did.
+
+    The callback runs the processor's block, then puts its own timing and the status flags into
+    the counters; nothing in it allocates. It is a plain function, not an object with __call__:
+    sounddevice calls it with five arguments, and CPython 3.11 allocates to prepend `self` to
+    five. An exception never goes into PortAudio's thread: the stream stops (`abort`), the main
+    thread reports it.
+
+    busy = (seconds, every): a test hook; every `every`-th callback also busy-waits that long
+    (counted in its load), to show that the xrun counter catches the dropouts an overloaded
+    callback causes.
+    """
+    failure = []
+    process, record, clock = processor.process, processor.record, time.perf_counter
+
+    def work(indata, outdata, status, start):
+        try:
+            process(indata, outdata)
+        except BaseException as error:
+            failure.append(error)
+            raise abort from None
+        record(start, clock() - start, status._flags)
+
+    def callback(indata, outdata, frames, time_info, status):
+        work(indata, outdata, status, clock())
+
+    if busy is None:
+        return callback, failure
+    seconds, every = busy
+    count = [0]
+
+    def busy_callback(indata, outdata, frames, time_info, status):
+        start = clock()
+        count[0] += 1
+        if count[0] % every == 0:
+            while clock() - start < seconds:
+                pass
+        work(indata, outdata, status, start)
+
+    return busy_callback, failure
+
+
+def open_stream(sd, processor, input_device, output_device, callback):
+    """The duplex stream: 1 input channel (the guitar), 1 or 2 output channels, float32,
+    the processor's block size, PortAudio's low-latency suggestion."""
+    devices, hostapis, _ = dev.query(sd)
+    settings = dict(device=(input_device, output_device), samplerate=processor.sample_rate,
+                    channels=(1, processor.out_channels), dtype="float32")
+    for kind, index, check in (("input", input_device, sd.check_input_settings),
+                               ("output", output_device, sd.check_output_settings)):
+        try:
+            check(device=index, channels=1 if kind == "input" else processor.out_channels,
+                  dtype="float32", samplerate=processor.sample_rate)
+        except sd.PortAudioError as error:
+            rate = devices[index]["default_samplerate"]
+            hint = (f"; this device runs at {rate:g} Hz: try --sample-rate {rate:g}"
+                    if rate != processor.sample_rate else "")
+            raise KlonError(f"the {kind} device {dev.describe(devices, hostapis, index)} "
+                            f"refuses {processor.sample_rate:g} Hz, float32, "
+                            f"{processor.out_channels if kind == 'output' else 1} channel(s): "
+                            f"{_reason(error)}{hint}") from None
+    try:
+        return sd.Stream(blocksize=processor.block, latency="low", callback=callback, **settings)
+    except sd.PortAudioError as error:
+        raise KlonError(f"cannot open the audio stream ({dev.describe(devices, hostapis, input_device)}"
+                        f" in, {dev.describe(devices, hostapis, output_device)} out, "
+                        f"{processor.sample_rate:g} Hz, {processor.block}-frame blocks): "
+                        f"{_reason(error)}") from None
+
+
+def _reason(error):
+    return str(error.args[0]) if error.args else str(error)
+
+
+def run(sd, processor, input_device, output_device, seconds=None, terminal=None, busy=None):
+    """Stream until `seconds` of audio have passed, q, Ctrl-C, or the stream stops by itself.
+    Returns (how it stopped, wall seconds, the stream's latency (in, out) in seconds)."""
+    callback, failure = make_callback(processor, sd.CallbackAbort, busy)
+    stream = open_stream(sd, processor, input_device, output_device, callback)
+    terminal = Terminal() if terminal is None else terminal
+    panel = Panel(processor)
+    devices, hostapis, _ = dev.query(sd)
+    standby = (f" ({processor.engines[1 - processor.engines.index(processor.engine)]} on "
+               f"standby: e switches)" if len(processor.engines) == 2 else "")
+    frames_wanted = None if seconds is None else seconds * processor.sample_rate
+    stopped_by, latency = "stream", (None, None)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    started = time.monotonic()
+    try:
+        with terminal:
+            try:
+                stream.start()
+            except sd.PortAudioError as error:
+                raise KlonError(f"cannot start the audio stream: {_reason(error)}") from None
+            latency = tuple(stream.latency)
+            terminal.say(
+                f"klon live: streaming the {processor.engine} engine{standby} at "
+                f"{processor.sample_rate:g} Hz, {processor.block}-frame blocks "
+                f"({1000 * processor.period:.2f} ms); in: "
+                f"{dev.describe(devices, hostapis, input_device)}, out: "
+                f"{dev.describe(devices, hostapis, output_device)}; latency "
+                f"{1000 * latency[0]:.1f} ms in, {1000 * latency[1]:.1f} ms out")
+            if processor.unavailable:
+                terminal.say(processor.unavailable)
+            if terminal.keys:
+                terminal.say(KEYS_HELP)
+            stopped_by = _loop(stream, processor, panel, terminal, frames_wanted)
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    finally:
+        try:
+            stream.stop()
+            stream.close()
+        finally:
+            gc.enable()
+            gc.unfreeze()
+    wall = time.monotonic() - started
+    if failure:
+        raise KlonError(f"the audio callback failed: {failure[0]!r}")
+    return stopped_by, wall, latency
+
+
+def _loop(stream, processor, panel, terminal, frames_wanted):
+    interval = STATUS_SECONDS if terminal.in_place else PLAIN_STATUS_SECONDS
+    next_status = time.monotonic() + interval
+    seen = 0
+    while True:
+        if frames_wanted is not None and \
+                processor.stats[CALLBACKS] * processor.block >= frames_wanted:
+            return "seconds"
+        if not stream.active:
+            return "stream"
+        for key in terminal.wait_keys(min(0.1, interval)):
+            message = panel.handle(key)
+            if message == QUIT:
+                return "key"
+            if message:
+                terminal.say(message)
+        if time.monotonic() >= next_status:
+            loads, seen = processor.recent_loads(seen)
+            terminal.show(status_line(panel, processor.now(), loads))
+            next_status += interval
