@@ -14,6 +14,7 @@ def build(processor, settings, wall_seconds, stopped_by):
     return _finite({
         "format": FORMAT, "version": 1, "settings": settings,
         "engine_at_end": processor.engine, "engines_running": list(processor.engines),
+        "pedal_latency_samples": processor.latency,
         "unavailable": processor.unavailable,
         "knobs_at_end": {name: processor.knob(name) for name in ("gain", "treble", "level")},
         "stopped_by": stopped_by, "wall_seconds": wall_seconds,

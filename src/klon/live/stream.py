@@ -8,6 +8,7 @@ while the stream runs, so a collection (which would hold the GIL for millisecond
 in a callback.
 """
 import gc
+import signal
 import time
 
 from ..errors import KlonError
@@ -109,6 +110,8 @@ def run(sd, processor, input_device, output_device, seconds=None, terminal=None,
     gc.collect()
     gc.freeze()
     gc.disable()
+    # SIGTERM stops the run as Ctrl-C does: the stream closes and the report is written
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     try:
         with terminal:
@@ -136,12 +139,17 @@ def run(sd, processor, input_device, output_device, seconds=None, terminal=None,
             stream.stop()
             stream.close()
         finally:
+            signal.signal(signal.SIGTERM, previous)
             gc.enable()
             gc.unfreeze()
     wall = time.monotonic() - started
     if failure:
         raise KlonError(f"the audio callback failed: {failure[0]!r}")
     return stopped_by, wall, latency
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _loop(stream, processor, panel, terminal, frames_wanted):
