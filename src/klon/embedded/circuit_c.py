@@ -36,7 +36,10 @@ PRECISIONS = {
     "double": dict(wdf="double", diode="double", opamp="double", fir="double"),
     # the default: float where float is within a few 1e-6 of the peak, double where it is not.
     # The op-amp stages hold capacitor histories (companion currents) whose small differences
-    # float loses while U1B clamps: 1.6e-5 of the peak in float, against 4e-8 in double.
+    # float loses while U1B clamps (C7 then charges through R12, a 35 ms mode that sums the
+    # rounding): 1.6e-5 of the peak in float, 4e-8 in double. (Rewritten with the capacitors'
+    # voltages and currents as states, float reaches 3e-6 at 44.1 kHz but 2.5e-5 at 192 kHz,
+    # where C7 is nearly a short and the leg current a 100-fold cancellation; not kept.)
     "mixed": dict(wdf="float", diode="float", opamp="double", fir="float"),
     "float": dict(wdf="float", diode="float", opamp="float", fir="float"),
 }
