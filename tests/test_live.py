@@ -32,7 +32,9 @@ SETUP = "scripts/setup --live"
 RATE, BLOCK = 48_000, 64
 TONE_HZ, TONE_VOLTS = 1000.0, 0.25
 LIVE_SECONDS = 20
-MAX_XRUNS = 2
+# xruns a 20 s run may have beyond the stalls of the server's own clock (0 is the target); a
+# machine that cannot keep a real-time thread on time (a busy virtual machine) may raise it
+MAX_XRUNS = int(os.environ.get("KLON_LIVE_MAX_XRUNS", "2"))
 COMMAND = [sys.executable, "-m", "klon.cli", "live"]
 
 
@@ -460,11 +462,18 @@ def test_live_loopback_on_jack(jack, tmp_path, engine):
           f"{result['late_starts']} late callback starts), load % p50 {load['p50']:.1f} p99 "
           f"{load['p99']:.1f} p99.9 {load['p99.9']:.1f} max {load['max']:.1f}; level error: "
           f"input {input_error_db:+.4f} dB, output {output_error_db:+.4f} dB")
-    assert abs(input_error_db) < 0.01
-    assert abs(output_error_db) < 0.05
+    assert abs(input_error_db) < 0.001
+    assert abs(output_error_db) < 0.01
+    # the target, met with room to spare (p99.9 at 6-12 % here, on a busy machine too)
+    assert load["p99.9"] <= 25.0
     # the server's clock stalls reach every client as xruns: allowed on top (0 on a quiet machine)
-    assert result["xruns"] <= MAX_XRUNS + stalls, \
-        f"{result['xruns']} xruns, {stalls} clock stalls; jackd said:\n" + "\n".join(server)
+    assert result["xruns"] <= MAX_XRUNS + stalls, (
+        f"{result['xruns']} xruns, {stalls} stalls of the server's clock; "
+        f"{result['late_starts']} callbacks began more than 1.5 periods after the one before "
+        f"(up to {result['max_start_gap_periods']:.1f}), while the longest took "
+        f"{load['max']:.0f} % of a period: if the starts are late and the loads low, the "
+        f"machine did not run the audio thread on time (KLON_LIVE_MAX_XRUNS raises the bound "
+        f"on such a machine); jackd said:\n" + "\n".join(server))
 
 
 def test_overload_is_counted(jack, tmp_path):
