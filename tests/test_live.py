@@ -122,6 +122,10 @@ def test_meters_and_test_tone():
     p.process(indata, outdata)
     assert p.counters()["nonfinite_input_samples"] == 1
     assert np.isfinite(outdata).all()
+    short_in, short_out = device_buffers(BLOCK // 2, 2)  # a block of another size: silence
+    short_out[:] = 1.0
+    p.process(short_in, short_out)
+    assert p.counters()["odd_blocks"] == 1 and not short_out.any()
 
 
 def test_status_flags_count_as_xruns():

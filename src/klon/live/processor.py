@@ -64,11 +64,13 @@ def _knobs_moved(targets, applied):
 
 
 @njit(cache=True)
-def _take_input(indata, x, meters):
+def _take_input(indata, outdata, x, meters):
     """Channel 0 of the device's (frames, channels) buffer -> the engines' (1, frames) input;
     samples that are not finite become 0 (and are counted), so an engine never refuses a
-    block; input meters."""
+    block; input meters. False (and nothing done) if the device's buffers are not one block."""
     n = x.shape[1]
+    if indata.shape[0] != n or outdata.shape[0] != n:
+        return False
     peak = 0.0
     sumsq = 0.0
     for t in range(n):
@@ -80,6 +82,7 @@ def _take_input(indata, x, meters):
         peak = max(peak, abs(v))
         sumsq += v * v
     _meter(meters, IN_RMS_UI, IN_PEAK_UI, IN_SUMSQ, IN_PEAK, peak, sumsq, n)
+    return True
 
 
 @njit(cache=True)
@@ -233,15 +236,14 @@ class LiveProcessor:
 
     def process(self, indata, outdata):
         """One callback's audio: indata (frames, >= 1 channels), outdata (frames, channels)."""
-        if indata.shape[0] != self.block or outdata.shape[0] != self.block:
+        if _knobs_moved(self.targets, self.applied):
+            self._apply_targets()
+        if not _take_input(indata, outdata, self.x, self.meters):
             # the stream is opened with a fixed block size, so this does not happen; if a
             # host delivered another size, the block is dropped rather than allocated for
             _silence(outdata)
-            self.stats[ODD_BLOCKS] += 1.0
+            self.stats[ODD_BLOCKS] = self.stats.item(ODD_BLOCKS) + 1.0
             return
-        if _knobs_moved(self.targets, self.applied):
-            self._apply_targets()
-        _take_input(indata, self.x, self.meters)
         # no loop over the pedals: iterating would allocate an iterator per block
         self.pedals[0].process(self.x, self._out_views[0])
         if len(self.pedals) == 2:
@@ -271,7 +273,7 @@ class LiveProcessor:
         value = targets.item(ENGINE)
         if value != applied.item(ENGINE):
             applied[ENGINE] = self.fade[WEIGHT_TARGET] = value
-            self.stats[SWITCHES] += 1.0
+            self.stats[SWITCHES] = self.stats.item(SWITCHES) + 1.0  # (+= makes a NumPy scalar)
 
     # ---- the UI thread ------------------------------------------------------------------
 
@@ -361,6 +363,7 @@ class LiveProcessor:
                 self.switch_engine()
             self.process(indata, outdata)
             self.record(0.0, 0.0, 0)
+        _silence(outdata)  # (the odd-block path's kernel)
         self.targets[:] = start
         for _ in range(blocks):  # glide back and let the crossfade finish
             self.process(indata, outdata)
