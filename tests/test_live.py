@@ -32,9 +32,9 @@ SETUP = "scripts/setup --live"
 RATE, BLOCK = 48_000, 64
 TONE_HZ, TONE_VOLTS = 1000.0, 0.25
 LIVE_SECONDS = 20
-# xruns a 20 s run may have beyond the stalls of the server's own clock (0 is the target); a
-# machine that cannot keep a real-time thread on time (a busy virtual machine) may raise it
-MAX_XRUNS = int(os.environ.get("KLON_LIVE_MAX_XRUNS", "2"))
+# xruns a 20 s run may have, all causes counted (the target is 0; the dummy driver's clock
+# itself stalls now and then, and every client sees that as an xrun)
+MAX_XRUNS = 2
 COMMAND = [sys.executable, "-m", "klon.cli", "live"]
 
 
@@ -446,7 +446,7 @@ def expected_output_rms(engine):
 def test_live_loopback_on_jack(jack, tmp_path, engine):
     """20 s at 48 kHz, 64-frame blocks, in real time: the tone comes back at the level it was
     sent, the pedal's output has the level the pedal gives offline, and the stream's status
-    flags count at most MAX_XRUNS xruns beyond the stalls of the server's own clock."""
+    flags count at most MAX_XRUNS xruns."""
     xruns_before = len(jack.xrun_lines())
     result, stderr = live_run(jack, tmp_path, "--engine", engine, "--test-tone", str(TONE_HZ),
                               "--test-tone-level", str(TONE_VOLTS), "--meter-after", "3")
@@ -470,14 +470,12 @@ def test_live_loopback_on_jack(jack, tmp_path, engine):
     assert abs(output_error_db) < 0.01
     # the issue's target, met with room to spare (p99.9 at 6-12 % here, on a busy machine too)
     assert load["p99.9"] <= 25.0
-    # the server's clock stalls reach every client as xruns: allowed on top (0 on a quiet machine)
-    assert result["xruns"] <= MAX_XRUNS + stalls, (
+    assert result["xruns"] <= MAX_XRUNS, (
         f"{result['xruns']} xruns, {stalls} stalls of the server's clock; "
         f"{result['late_starts']} callbacks began more than 1.5 periods after the one before "
         f"(up to {result['max_start_gap_periods']:.1f}), while the longest took "
         f"{load['max']:.0f} % of a period: if the starts are late and the loads low, the "
-        f"machine did not run the audio thread on time (KLON_LIVE_MAX_XRUNS raises the bound "
-        f"on such a machine); jackd said:\n" + "\n".join(server))
+        f"machine did not run the audio thread on time; jackd said:\n" + "\n".join(server))
 
 
 def test_overload_is_counted(jack, tmp_path):
