@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from . import cli_export
 from . import cli_live
 from . import cli_training
 from .errors import KlonError
@@ -83,6 +84,7 @@ def _parser():
                    help="print the results as one JSON list on stdout (tables go to stderr)")
     cli_training.add_parsers(commands)
     cli_live.add_parsers(commands)
+    cli_export.add_parsers(commands)
     return parser
 
 
@@ -138,7 +140,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         handlers = {"process": _process, "verify": _verify, "demo": _demo, "bench": _bench,
-                    **cli_training.HANDLERS, **cli_live.HANDLERS}
+                    **cli_training.HANDLERS, **cli_live.HANDLERS,
+                    **cli_export.HANDLERS}
         handlers[args.command](args)
     except KlonError as exc:
         print(f"klon: error: {exc}", file=sys.stderr)

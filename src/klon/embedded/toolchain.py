@@ -111,6 +111,19 @@ def cortex_m7_program(sources, output, *, optimisation="-O2", flags=(), include_
     return output
 
 
+def cortex_m7_object(source, output, *, optimisation="-O2", flags=(), include_dirs=(),
+                     defines=()):
+    """Compile one C file for the Cortex-M7 (unused functions in sections of their own, as a
+    firmware link with --gc-sections would drop them); returns the object's path."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    _compile([find_tool("arm-none-eabi-gcc"), *HOST_FLAGS, *CORTEX_M7_FLAGS,
+              *_options(optimisation, flags, include_dirs, defines), "-ffunction-sections",
+              "-fdata-sections", "-c", source, "-o", output],
+             f"arm-none-eabi-gcc (compiling {Path(source).name})")
+    return output
+
+
 @dataclass
 class Sizes:
     """Bytes per section kind, as arm-none-eabi-size counts them (Berkeley format)."""

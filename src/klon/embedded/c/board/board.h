@@ -9,4 +9,9 @@ void klon_cycles_start(void);
 /* SysTick ticks since klon_cycles_start (wraps counted by the SysTick interrupt). */
 uint64_t klon_cycles(void);
 
+/* Fill `bytes` of stack below the caller with a pattern ... */
+void klon_stack_paint(uint32_t bytes);
+/* ... and how many of them have been used since (the deepest call's reach). */
+uint32_t klon_stack_used(void);
+
 #endif

@@ -67,6 +67,29 @@ uint64_t klon_cycles(void)
     return (uint64_t)wraps * (SYSTICK_RELOAD + 1u) + (SYSTICK_RELOAD - value);
 }
 
+/* Stack high-water mark: paint the stack below the caller with a pattern, later find the
+ * lowest byte that changed. */
+#define PAINT 0xA5u
+static uint8_t *paint_low, *paint_top;
+
+void klon_stack_paint(uint32_t bytes)
+{
+    uint8_t *sp, *p;
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+    paint_top = sp;
+    paint_low = sp - bytes;
+    for (p = paint_low; p < sp - 16; p++) /* this function's own frame stays above */
+        *(volatile uint8_t *)p = PAINT;
+}
+
+uint32_t klon_stack_used(void)
+{
+    uint8_t *p = paint_low;
+    while (p < paint_top && *(volatile uint8_t *)p == PAINT)
+        p++;
+    return (uint32_t)(paint_top - p);
+}
+
 typedef void (*vector)(void);
 
 __attribute__((section(".vectors"), used)) static const vector vectors[16] = {
