@@ -84,11 +84,13 @@ def c_double(value):
     return text
 
 
-def _horner(coefficients, variable="s"):
-    """c0 + s * (c1 + s * (...)) with float literals."""
+def _horner(coefficients, fused=False):
+    """c0 + s * (c1 + s * (...)) with float literals; fused: each step one fmaf, as LLVM
+    contracts Python's polynomial."""
     text = c_float(coefficients[-1])
     for coefficient in coefficients[-2::-1]:
-        text = f"{c_float(coefficient)} + {variable} * ({text})"
+        text = (f"fmaf(s, {text}, {c_float(coefficient)})" if fused
+                else f"{c_float(coefficient)} + s * ({text})")
     return text
 
 
@@ -161,47 +163,101 @@ def _rest_initialiser(spec):
     return "    {" + ", ".join(c_float(v) for v in state) + "}"
 
 
+def _pairs(terms):
+    """Python's balanced sum (kernels._tree) as LLVM contracts it: the first product of each pair
+    fused into a multiply-add with the second, fmaf(a, b, c * d), then plain additions."""
+    level = [f"fmaf({a}, {b}, {c} * {d})" if i + 1 < len(terms) else f"{a} * {b}"
+             for i, ((a, b), (c, d)) in enumerate(zip(terms[::2], terms[1::2] + [(None, None)]))
+             if a is not None]
+    while len(level) > 1:
+        level = [f"({level[i]} + {level[i + 1]})" if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def _chain(first, terms):
+    """first + a0 b0 + a1 b1 + ...: one chain of multiply-adds."""
+    return " + ".join([first] + [f"{a} * {b}" for a, b in terms])
+
+
 def _step(kind, hidden, inputs):
-    """The C of one time step (klon.engine.kernels._step_source, unit by unit)."""
+    """The C of one time step (klon.engine.kernels._step_source, unit by unit), twice: the
+    Python kernel's order of operations (its balanced sums, with the multiply-adds LLVM fuses
+    written as fmaf), and with -DKLON_FAST_ACTIVATIONS plain chains of multiply-adds (fewer
+    instructions, the compiler fusing them where the target and flags allow)."""
     H = hidden
     us = ["u0", "u1"][:inputs]
     params = ", ".join(f"float {u}" for u in us)
 
-    def pre(g):  # bias + inputs + the previous state, one chain of multiply-adds
-        terms = [f"w->b[{g}]"] + [f"{u} * w->k[{g}][{i}]" for i, u in enumerate(us)]
-        return " + ".join(terms + [f"h{m} * w->u[{g}][{m}]" for m in range(H)])
+    def recurrent(g):
+        return [(f"h{m}", f"w->u[{g}][{m}]") for m in range(H)]
 
-    def recur(g):
-        return " + ".join(f"h{m} * w->u[{g}][{m}]" for m in range(H))
+    def inputs_of(g, exact):
+        if not exact:
+            return _chain(f"w->b[{g}]", [(u, f"w->k[{g}][{i}]") for i, u in enumerate(us)])
+        text = f"w->b[{g}]"
+        for i, u in enumerate(us):
+            text = f"fmaf({u}, w->k[{g}][{i}], {text})"
+        return text
 
-    def inputs_of(g):
-        return " + ".join([f"w->b[{g}]"] + [f"{u} * w->k[{g}][{i}]" for i, u in enumerate(us)])
+    def pre(g, exact):
+        if exact:
+            return f"{inputs_of(g, True)} + {_pairs(recurrent(g))}"
+        return _chain(inputs_of(g, False), recurrent(g))
 
+    def body(exact):
+        lines = []
+        if kind == "gru":
+            g_sum = f"w->rc + {_pairs(recurrent(2))}" if exact else _chain("w->rc", recurrent(2))
+            c_arg = (f"fmaf(g, r, {inputs_of(2, True)} + g)" if exact
+                     else f"{inputs_of(2, False)} + g + g * r")
+            update = ("fmaf(0.5f + 0.5f * z, state[j], c * (0.5f - 0.5f * z))" if exact
+                      else "c * (0.5f - 0.5f * z) + (0.5f + 0.5f * z) * state[j]")
+            lines += [f"        const float z = klon_tanh({pre(0, exact)});",
+                      f"        const float r = klon_tanh({pre(1, exact)});",
+                      f"        const float g = {g_sum};",
+                      f"        const float c = klon_tanh({c_arg});",
+                      "        /* h' = z h + (1 - z) c with z = (1 + tanh) / 2 */",
+                      f"        state[j] = {update};"]
+        else:
+            lines += [f"        const float {g} = klon_tanh({pre(n, exact)});"
+                      for n, g in enumerate(("i", "f", "c", "o"))]
+            cell = (f"fmaf(0.5f + 0.5f * f, state[{H} + j], (0.5f + 0.5f * i) * c)" if exact
+                    else f"(0.5f + 0.5f * f) * state[{H} + j] + (0.5f + 0.5f * i) * c")
+            lines += [f"        const float cell = {cell};",
+                      f"        state[{H} + j] = cell;",
+                      "        state[j] = (0.5f + 0.5f * o) * klon_tanh(cell);"]
+        return lines
+
+    dense = [(f"m->dense[{j}]", f"state[{j}]") for j in range(H)]
     lines = [f"static float klon_step(const klon_model *m, float *state, {params})", "{",
              "    const float " + ", ".join(f"h{m} = state[{m}]" for m in range(H)) + ";",
              "    const klon_unit *w = m->unit;", "    int j;",
-             f"    for (j = 0; j < {H}; j++, w++) {{"]
-    if kind == "gru":
-        lines += [f"        const float z = klon_tanh({pre(0)});",
-                  f"        const float r = klon_tanh({pre(1)});",
-                  f"        const float g = w->rc + {recur(2)};",
-                  f"        const float c = klon_tanh({inputs_of(2)} + g + g * r);",
-                  "        /* h' = z h + (1 - z) c with z = (1 + tanh) / 2 */",
-                  "        state[j] = c * (0.5f - 0.5f * z) + (0.5f + 0.5f * z) * state[j];"]
-    else:
-        lines += [f"        const float {g} = klon_tanh({pre(n)});"
-                  for n, g in enumerate(("i", "f", "c", "o"))]
-        lines += [f"        const float cell = (0.5f + 0.5f * f) * state[{H} + j] + "
-                  "(0.5f + 0.5f * i) * c;",
-                  f"        state[{H} + j] = cell;",
-                  "        state[j] = (0.5f + 0.5f * o) * klon_tanh(cell);"]
-    lines += ["    }",
-              "    return m->dense_bias + " + " + ".join(f"m->dense[{j}] * state[{j}]"
-                                                       for j in range(H)) + ";", "}"]
+             f"    for (j = 0; j < {H}; j++, w++) {{", "#ifdef KLON_FAST_ACTIVATIONS",
+             *body(False), "#else", *body(True), "#endif", "    }", "#ifdef KLON_FAST_ACTIVATIONS",
+             f"    return {_chain('m->dense_bias', dense)};", "#else",
+             f"    return m->dense_bias + {_pairs(dense)};", "#endif", "}"]
     gain = "(float)(gain)" if inputs == 2 else ""
     step = f"klon_step((m), (state), (u0){', ' if gain else ''}{gain})"
     lines += ["", f"#define KLON_STEP(m, state, u0, gain) {step}"]
-    return "\n".join(lines)
+    return "\n".join(_wrap(line) for line in lines)
+
+
+def _wrap(line, width=100):
+    """Break a long generated line after '+' signs, continuing under its first operand."""
+    if len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    parts, current = [], ""
+    for piece in line.split(" + "):
+        candidate = piece if not current else f"{current} + {piece}"
+        if current and len(candidate) > width - (len(indent) if parts else 0):
+            parts.append(current + " +")
+            current = piece
+        else:
+            current = candidate
+    parts.append(current)
+    return ("\n" + indent).join(parts)
 
 
 def _components():
@@ -241,7 +297,7 @@ def render_pedal(models=None, model=None):
         SOURCE=source, MODELS_DOC=models_doc, KIND_UPPER=kind.upper(), HIDDEN=H, INPUTS=k,
         MODELS=len(specs), STATE_SIZE=state_size, SAMPLE_RATE=c_double(first.sample_rate),
         FAST_ERROR=f"{fast_error:.1e}", MODEL_CODE=model_code, COMPONENTS=_components(),
-        EXACT_P=_horner(EXACT_TANH["p"]), EXACT_Q=_horner(EXACT_TANH["q"]),
+        EXACT_P=_horner(EXACT_TANH["p"], True), EXACT_Q=_horner(EXACT_TANH["q"], True),
         FAST_P=_horner(FAST_TANH["p"]), FAST_Q=_horner(FAST_TANH["q"]),
         FAST_LIMIT=c_float(-FAST_TANH["limit"]), FAST_LIMIT_POS=c_float(FAST_TANH["limit"]),
         FAST_DOC=(f"tanh ~= x P(x^2) / Q(x^2), degree {len(FAST_TANH['p']) - 1} over "
