@@ -205,38 +205,55 @@ def _step(kind, hidden, inputs):
             return f"{inputs_of(g, True)} + {_pairs(recurrent(g))}"
         return _chain(inputs_of(g, False), recurrent(g))
 
-    def body(exact):
-        lines = []
-        if kind == "gru":
-            g_sum = f"w->rc + {_pairs(recurrent(2))}" if exact else _chain("w->rc", recurrent(2))
-            c_arg = (f"fmaf(g, r, {inputs_of(2, True)} + g)" if exact
-                     else f"{inputs_of(2, False)} + g + g * r")
-            update = ("fmaf(0.5f + 0.5f * z, state[j], c * (0.5f - 0.5f * z))" if exact
-                      else "c * (0.5f - 0.5f * z) + (0.5f + 0.5f * z) * state[j]")
-            lines += [f"        const float z = klon_tanh({pre(0, exact)});",
-                      f"        const float r = klon_tanh({pre(1, exact)});",
-                      f"        const float g = {g_sum};",
-                      f"        const float c = klon_tanh({c_arg});",
-                      "        /* h' = z h + (1 - z) c with z = (1 + tanh) / 2 */",
-                      f"        state[j] = {update};"]
-        else:
-            lines += [f"        const float {g} = klon_tanh({pre(n, exact)});"
-                      for n, g in enumerate(("i", "f", "c", "o"))]
-            cell = (f"fmaf(0.5f + 0.5f * f, state[{H} + j], (0.5f + 0.5f * i) * c)" if exact
-                    else f"(0.5f + 0.5f * f) * state[{H} + j] + (0.5f + 0.5f * i) * c")
-            lines += [f"        const float cell = {cell};",
-                      f"        state[{H} + j] = cell;",
-                      "        state[j] = (0.5f + 0.5f * o) * klon_tanh(cell);"]
-        return lines
+    def either(exact, fast):
+        return ["#ifdef KLON_FAST_ACTIVATIONS", *fast, "#else", *exact, "#endif"]
 
-    dense = [(f"m->dense[{j}]", f"state[{j}]") for j in range(H)]
+    gates = len(gate_names(kind))
     lines = [f"static float klon_step(const klon_model *m, float *state, {params})", "{",
              "    const float " + ", ".join(f"h{m} = state[{m}]" for m in range(H)) + ";",
+             f"    float a[{gates * H}]; /* per gate and unit: pre-activations, then tanh */",
              "    const klon_unit *w = m->unit;", "    int j;",
-             f"    for (j = 0; j < {H}; j++, w++) {{", "#ifdef KLON_FAST_ACTIVATIONS",
-             *body(False), "#else", *body(True), "#endif", "    }", "#ifdef KLON_FAST_ACTIVATIONS",
-             f"    return {_chain('m->dense_bias', dense)};", "#else",
-             f"    return m->dense_bias + {_pairs(dense)};", "#endif", "}"]
+             "    /* the sums of every gate of every unit, then the activations in one loop */",
+             f"    for (j = 0; j < {H}; j++, w++) {{"]
+    if kind == "gru":
+        # gate 2 holds the candidate's g = rc + h Uc until r is known
+        lines += either(
+            [f"        a[j] = {pre(0, True)};", f"        a[{H} + j] = {pre(1, True)};",
+             f"        a[{2 * H} + j] = w->rc + {_pairs(recurrent(2))};"],
+            [f"        a[j] = {pre(0, False)};", f"        a[{H} + j] = {pre(1, False)};",
+             f"        a[{2 * H} + j] = {_chain('w->rc', recurrent(2))};"])
+        lines += ["    }", f"    klon_tanh_block(a, {2 * H});",
+                  f"    for (j = 0, w = m->unit; j < {H}; j++, w++) {{",
+                  f"        const float g = a[{2 * H} + j];"]
+        lines += either([f"        a[{2 * H} + j] = fmaf(g, a[{H} + j], {inputs_of(2, True)} + g);"],
+                        [f"        a[{2 * H} + j] = {inputs_of(2, False)} + g + g * a[{H} + j];"])
+        lines += ["    }", f"    klon_tanh_block(a + {2 * H}, {H});",
+                  "    /* h' = z h + (1 - z) c with z = (1 + tanh) / 2 */",
+                  f"    for (j = 0; j < {H}; j++) {{"]
+        lines += either(
+            [f"        state[j] = fmaf(0.5f + 0.5f * a[j], state[j], "
+             f"a[{2 * H} + j] * (0.5f - 0.5f * a[j]));"],
+            [f"        state[j] = a[{2 * H} + j] * (0.5f - 0.5f * a[j]) + "
+             f"(0.5f + 0.5f * a[j]) * state[j];"])
+        lines.append("    }")
+    else:  # LSTM: gates i | f | c | o
+        lines += either([f"        a[{g * H} + j] = {pre(g, True)};" for g in range(4)],
+                        [f"        a[{g * H} + j] = {pre(g, False)};" for g in range(4)])
+        lines += ["    }", f"    klon_tanh_block(a, {4 * H});",
+                  "    /* the new cell state; a[j] holds it for its tanh */",
+                  f"    for (j = 0; j < {H}; j++) {{"]
+        lines += either(
+            [f"        a[j] = fmaf(0.5f + 0.5f * a[{H} + j], state[{H} + j], "
+             f"(0.5f + 0.5f * a[j]) * a[{2 * H} + j]);"],
+            [f"        a[j] = (0.5f + 0.5f * a[{H} + j]) * state[{H} + j] + "
+             f"(0.5f + 0.5f * a[j]) * a[{2 * H} + j];"])
+        lines += [f"        state[{H} + j] = a[j];", "    }", f"    klon_tanh_block(a, {H});",
+                  f"    for (j = 0; j < {H}; j++)",
+                  f"        state[j] = (0.5f + 0.5f * a[{3 * H} + j]) * a[j];"]
+    dense = [(f"m->dense[{j}]", f"state[{j}]") for j in range(H)]
+    lines += either([f"    return m->dense_bias + {_pairs(dense)};"],
+                    [f"    return {_chain('m->dense_bias', dense)};"])
+    lines.append("}")
     gain = "(float)(gain)" if inputs == 2 else ""
     step = f"klon_step((m), (state), (u0){', ' if gain else ''}{gain})"
     lines += ["", f"#define KLON_STEP(m, state, u0, gain) {step}"]
