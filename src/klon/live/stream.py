@@ -7,6 +7,7 @@ time.sleep() between keys and status lines. The cyclic garbage collector is froz
 while the stream runs, so a collection (which would hold the GIL for milliseconds) never lands
 in a callback.
 """
+import ctypes
 import gc
 import signal
 import time
@@ -18,6 +19,7 @@ from .ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
 
 STATUS_SECONDS = 0.2        # status line redraw on a terminal
 PLAIN_STATUS_SECONDS = 5.0  # a plain status line without one
+MCL_CURRENT = 1  # mlockall: the pages mapped now (<sys/mman.h>)
 
 
 def make_callback(processor, abort, busy=None):
@@ -95,6 +97,17 @@ def _reason(error):
     return str(error.args[0]) if error.args else str(error)
 
 
+def _lock_memory():
+    """Keep every page the process has in RAM (mlockall), so the callback never waits for a page
+    fault (the compiled kernels' code, arrays touched for the first time). Where the system
+    refuses (no permission, a low RLIMIT_MEMLOCK) the stream runs all the same."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mlockall(MCL_CURRENT)
+    except (OSError, AttributeError):
+        pass
+
+
 def run(sd, processor, input_device, output_device, seconds=None, terminal=None, busy=None):
     """Stream until `seconds` of audio have passed, q, Ctrl-C, or the stream stops by itself.
     Returns (how it stopped, wall seconds, the stream's latency (in, out) in seconds)."""
@@ -110,6 +123,7 @@ def run(sd, processor, input_device, output_device, seconds=None, terminal=None,
     gc.collect()
     gc.freeze()
     gc.disable()
+    _lock_memory()
     # SIGTERM stops the run as Ctrl-C does: the stream closes and the report is written
     previous = signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
