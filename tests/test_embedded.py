@@ -2,6 +2,8 @@
 guitar clip with the Gain moving, and runs the same on an emulated Cortex-M7 (QEMU), where its
 instructions per sample are counted. Needs gcc, arm-none-eabi-gcc + newlib and qemu-system-arm
 (`scripts/setup --embedded`, which `scripts/test` runs): missing tools fail, they do not skip."""
+import json
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,9 @@ from klon.embedded import measure as m
 from klon.embedded.neural_c import FAST_TANH, export_c, tanh_error
 
 CLIP = m.reference_clip(0.5)
-NEURAL_PEDAL, NEURAL_BANK = m.Case(), m.Case(target="gain")
+# mid-clip the Gain glides 0.5 -> 1, Treble 0.5 -> 0.25 and Level 0.5 -> 0.75
+NEURAL_PEDAL = m.Case(treble_after=0.25, level_after=0.75)
+NEURAL_BANK = m.Case(target="gain")
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,36 @@ def test_a_shorter_history_saves_ram_at_a_small_cost(library):
     assert relative_error(y, python) <= 1e-5
 
 
+@pytest.mark.parametrize("kind, hidden, inputs", [("lstm", 8, 1), ("gru", 16, 1), ("gru", 5, 2)])
+def test_other_model_shapes_match_the_python_engine(tmp_path, kind, hidden, inputs):
+    """LSTM, other widths (odd ones too) and a Gain-conditioned model (audio and Gain in)."""
+    from test_engine import random_model
+    if inputs == 1:
+        for gain in (0, 100):
+            document = random_model(kind, hidden, seed=gain)
+            document["metadata"] = {"gain": gain / 100}
+            (tmp_path / f"gain_{gain}.json").write_text(json.dumps(document))
+        source = dict(models=tmp_path)
+    else:
+        (tmp_path / "one.json").write_text(json.dumps(random_model(kind, hidden, inputs)))
+        source = dict(model=tmp_path / "one.json")
+    export_c(tmp_path / "c", **source)
+    case = m.Case(target="gain", gain=0.25, move_at=5000, gain_after=0.75)
+    x = CLIP[:10_000]
+    y = m.HostBuild(tmp_path / "c", case).run(x)
+    if inputs == 1:
+        python = m.python_output(x, case, models=tmp_path)
+    else:
+        from klon.engine import ModelBank
+        bank, python = ModelBank([source["model"]], case.gain), np.empty_like(x)
+        for start in range(0, len(x), m.BLOCK):
+            if start <= case.move_at < start + m.BLOCK:
+                bank.gain = case.gain_after
+            python[start:start + m.BLOCK] = bank.process(x[start:start + m.BLOCK])
+    assert np.max(np.abs(python)) > 0.05
+    assert relative_error(y, python) <= 1e-5
+
+
 def test_the_fast_tanh_is_as_documented():
     assert tanh_error(FAST_TANH) < 2e-6
 
@@ -54,7 +88,7 @@ def test_unsupported_rate_is_refused(library):
 
 def test_cortex_m7_runs_the_pedal_as_the_host_does_and_is_counted(library, tmp_path):
     x = CLIP[:8192]
-    case = m.Case(move_at=4096)
+    case = m.Case(move_at=4096, treble_after=0.25, level_after=0.75)
     run = m.cortex_m7(library, case, x)
     host = m.HostBuild(library, case).run(x)
     assert np.max(np.abs(run.output - host)) <= 1e-6
@@ -62,6 +96,20 @@ def test_cortex_m7_runs_the_pedal_as_the_host_does_and_is_counted(library, tmp_p
     assert 500 < run.instructions_per_sample < 5000
     assert run.glide_instructions_per_sample > run.instructions_per_sample
     assert run.flash_bytes < 32 * 1024 and run.state_bytes > 0
+
+
+def test_cortex_m7_target_build_meets_the_targets(library):
+    """-O3 -ffp-contract=fast, fast activations, a 512-sample history: at most 1500 instructions
+    per sample (counts are deterministic), firmware flash within 32 KB, RAM within 4 KB."""
+    x = CLIP[:8192]
+    case = m.Case(move_at=4096, treble_after=0.25, level_after=0.75)
+    run = m.cortex_m7(library, case, x, "-O3", fast_activations=True,
+                      flags=("-ffp-contract=fast",), defines=("KLON_HISTORY=512",))
+    python = m.python_output(x, case)
+    assert relative_error(run.output, python) <= 1e-4
+    assert run.instructions_per_sample <= 1500
+    assert run.firmware_flash_bytes <= 32 * 1024
+    assert run.state_bytes + run.stack_bytes <= 4 * 1024
 
 
 def test_cortex_m7_circuit_gain_stage_matches_the_host(library):

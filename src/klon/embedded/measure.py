@@ -23,13 +23,20 @@ STATE_BYTES = 1 << 16  # what the host runs give the C state structs (far more t
 @dataclass
 class Case:
     """What runs: the whole pedal or the gain stage alone, with the neural bank or the circuit
-    gain stage; the Gain, and where it starts gliding to `gain_after`."""
+    gain stage; the Gain, and where it starts gliding to `gain_after` (the pedal's Treble and
+    Level, at 0.5 before, to `treble_after` and `level_after`)."""
 
     engine: str = "neural"  # neural | circuit
     target: str = "pedal"  # pedal | gain
     gain: float = 0.5
     move_at: int = 11_025
     gain_after: float = 1.0
+    treble_after: float = 0.5
+    level_after: float = 0.5
+
+    @property
+    def knobs_after(self):
+        return self.gain_after, self.treble_after, self.level_after
 
     @property
     def defines(self):
@@ -68,6 +75,8 @@ def python_output(x, case, sample_rate=44_100, models=None):
     for start in range(0, len(x), BLOCK):
         if start <= case.move_at < start + BLOCK:
             unit.gain = case.gain_after
+            if case.target == "pedal":
+                unit.treble, unit.level = case.treble_after, case.level_after
         y[start:start + BLOCK] = unit.process(x64[start:start + BLOCK])
     return y
 
@@ -91,11 +100,11 @@ class HostBuild:
             (case.engine, case.target), "klon_pedal")
         self._init = getattr(self.lib, f"{prefix}_init")
         self._process = getattr(self.lib, f"{prefix}_process")
-        self._set_gain = getattr(self.lib, "klon_pedal_set_params" if prefix == "klon_pedal"
-                                 else f"{prefix}_set_gain")
+        self._set_knobs = getattr(self.lib, "klon_pedal_set_params" if prefix == "klon_pedal"
+                                  else f"{prefix}_set_gain")
         self._init.argtypes = [p, f, f, f, f] if prefix == "klon_pedal" else [p, f, f]
         self._process.argtypes = [p, p, p, i]
-        self._set_gain.argtypes = [p, f, f, f] if prefix == "klon_pedal" else [p, f]
+        self._set_knobs.argtypes = [p, f, f, f] if prefix == "klon_pedal" else [p, f]
         self._pedal = prefix == "klon_pedal"
         self.state = ctypes.create_string_buffer(STATE_BYTES)
 
@@ -103,8 +112,8 @@ class HostBuild:
         knobs = (gain, 0.5, 0.5) if self._pedal else (gain,)
         return self._init(self.state, sample_rate, *knobs)
 
-    def set_gain(self, gain):
-        self._set_gain(self.state, *((gain, 0.5, 0.5) if self._pedal else (gain,)))
+    def set_knobs(self, gain, treble=0.5, level=0.5):
+        self._set_knobs(self.state, *((gain, treble, level) if self._pedal else (gain,)))
 
     def run(self, x, sample_rate=44_100):
         """The clip through it from init, in BLOCK-sample blocks with the case's Gain move."""
@@ -115,7 +124,7 @@ class HostBuild:
         y = np.zeros_like(x)
         for start in range(0, len(x), BLOCK):
             if start <= case.move_at < start + BLOCK:
-                self.set_gain(case.gain_after)
+                self.set_knobs(*case.knobs_after)
             n = min(BLOCK, len(x) - start)
             self._process(self.state, x[start:].ctypes.data, y[start:].ctypes.data, n)
         return y
@@ -130,6 +139,7 @@ class Measurement:
     glide_instructions_per_sample: float  # while the Gain glides
     worst_block_instructions: int
     flash_bytes: int  # the library's code and constants (arm-none-eabi-size text + data)
+    firmware_flash_bytes: int  # a least firmware running it: start-up, library, libm (klon_size.c)
     state_bytes: int  # the caller's state struct
     stack_bytes: int  # deepest stack use of init + process
     output: np.ndarray
@@ -175,15 +185,19 @@ def cortex_m7(folder, case, x, optimisation="-O2", fast_activations=False, sampl
     out = folder / f"out-{tag}.f32"
     np.ascontiguousarray(x, dtype=np.float32).tofile(clip)
     run = toolchain.run_cortex_m7(elf, [clip, out, sample_rate, case.gain, case.move_at,
-                                        case.gain_after], timeout=timeout)
+                                        *case.knobs_after], timeout=timeout)
     ticks_per_instruction = run.value("calibration_ticks") / run.value("calibration_instructions")
     per = run.value("steady_ticks") / ticks_per_instruction / run.value("steady_samples")
     glide = run.value("glide_ticks") / ticks_per_instruction / max(run.value("glide_samples"), 1)
     sizes = toolchain.size(objects)
+    firmware = toolchain.cortex_m7_program(
+        [*sources, toolchain.BOARD / "klon_size.c"], folder / f"size-{tag}.elf",
+        optimisation=optimisation, flags=flags, include_dirs=[folder, toolchain.BOARD],
+        defines=defines, semihosting=False)
     return Measurement(case, optimisation, fast_activations, per, glide,
                        round(run.value("worst_block_ticks") / ticks_per_instruction),
-                       sizes.flash, run.value("state_bytes"), run.value("stack_bytes"),
-                       np.fromfile(out, dtype=np.float32), run.seconds)
+                       sizes.flash, toolchain.size(firmware).flash, run.value("state_bytes"),
+                       run.value("stack_bytes"), np.fromfile(out, dtype=np.float32), run.seconds)
 
 
 def measure(case, x=None, optimisation="-O2", fast_activations=False, models=None, flags=(),

@@ -165,19 +165,35 @@ def _rest_initialiser(spec):
 
 def _pairs(terms):
     """Python's balanced sum (kernels._tree) as LLVM contracts it: the first product of each pair
-    fused into a multiply-add with the second, fmaf(a, b, c * d), then plain additions."""
-    level = [f"fmaf({a}, {b}, {c} * {d})" if i + 1 < len(terms) else f"{a} * {b}"
-             for i, ((a, b), (c, d)) in enumerate(zip(terms[::2], terms[1::2] + [(None, None)]))
-             if a is not None]
+    fused into a multiply-add with the second, fmaf(a, b, c * d), then plain additions; a product
+    left without a partner (odd counts) fused into the addition that takes it in.
+    Returns (text, product): product is (a, b) when the whole sum is that one bare product."""
+    level = [(f"fmaf({a}, {b}, {c} * {d})", None) for (a, b), (c, d) in zip(terms[::2], terms[1::2])]
+    if len(terms) % 2:
+        a, b = terms[-1]
+        level.append((f"{a} * {b}", (a, b)))
     while len(level) > 1:
-        level = [f"({level[i]} + {level[i + 1]})" if i + 1 < len(level) else level[i]
+        level = [(_plus(level[i][0], level[i + 1]), None) if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
     return level[0]
+
+
+def _plus(left, right):
+    """left + right, right as _pairs gives it: a bare product is fused into the addition."""
+    text, product = right
+    return f"fmaf({product[0]}, {product[1]}, {left})" if product else f"({left} + {text})"
 
 
 def _chain(first, terms):
     """first + a0 b0 + a1 b1 + ...: one chain of multiply-adds."""
     return " + ".join([first] + [f"{a} * {b}" for a, b in terms])
+
+
+def _blend(fused, other, exact):
+    """a b + c d for fused = (a, b), other = (c, d); exact: the first product fused, as the
+    Python kernel's update compiles, fmaf(a, b, c * d)."""
+    (a, b), (c, d) = fused, other
+    return f"fmaf({a}, {b}, ({c}) * ({d}))" if exact else f"({c}) * ({d}) + ({a}) * ({b})"
 
 
 def _step(kind, hidden, inputs):
@@ -202,7 +218,7 @@ def _step(kind, hidden, inputs):
 
     def pre(g, exact):
         if exact:
-            return f"{inputs_of(g, True)} + {_pairs(recurrent(g))}"
+            return _plus(inputs_of(g, True), _pairs(recurrent(g)))
         return _chain(inputs_of(g, False), recurrent(g))
 
     def either(exact, fast):
@@ -219,7 +235,7 @@ def _step(kind, hidden, inputs):
         # gate 2 holds the candidate's g = rc + h Uc until r is known
         lines += either(
             [f"        a[j] = {pre(0, True)};", f"        a[{H} + j] = {pre(1, True)};",
-             f"        a[{2 * H} + j] = w->rc + {_pairs(recurrent(2))};"],
+             f"        a[{2 * H} + j] = {_plus('w->rc', _pairs(recurrent(2)))};"],
             [f"        a[j] = {pre(0, False)};", f"        a[{H} + j] = {pre(1, False)};",
              f"        a[{2 * H} + j] = {_chain('w->rc', recurrent(2))};"])
         lines += ["    }", f"    klon_tanh_block(a, {2 * H});",
@@ -230,11 +246,9 @@ def _step(kind, hidden, inputs):
         lines += ["    }", f"    klon_tanh_block(a + {2 * H}, {H});",
                   "    /* h' = z h + (1 - z) c with z = (1 + tanh) / 2 */",
                   f"    for (j = 0; j < {H}; j++) {{"]
-        lines += either(
-            [f"        state[j] = fmaf(0.5f + 0.5f * a[j], state[j], "
-             f"a[{2 * H} + j] * (0.5f - 0.5f * a[j]));"],
-            [f"        state[j] = a[{2 * H} + j] * (0.5f - 0.5f * a[j]) + "
-             f"(0.5f + 0.5f * a[j]) * state[j];"])
+        update = (("0.5f + 0.5f * a[j]", "state[j]"), (f"a[{2 * H} + j]", "0.5f - 0.5f * a[j]"))
+        lines += either([f"        state[j] = {_blend(*update, True)};"],
+                        [f"        state[j] = {_blend(*update, False)};"])
         lines.append("    }")
     else:  # LSTM: gates i | f | c | o
         lines += either([f"        a[{g * H} + j] = {pre(g, True)};" for g in range(4)],
@@ -242,16 +256,15 @@ def _step(kind, hidden, inputs):
         lines += ["    }", f"    klon_tanh_block(a, {4 * H});",
                   "    /* the new cell state; a[j] holds it for its tanh */",
                   f"    for (j = 0; j < {H}; j++) {{"]
-        lines += either(
-            [f"        a[j] = fmaf(0.5f + 0.5f * a[{H} + j], state[{H} + j], "
-             f"(0.5f + 0.5f * a[j]) * a[{2 * H} + j]);"],
-            [f"        a[j] = (0.5f + 0.5f * a[{H} + j]) * state[{H} + j] + "
-             f"(0.5f + 0.5f * a[j]) * a[{2 * H} + j];"])
+        cell = ((f"0.5f + 0.5f * a[{H} + j]", f"state[{H} + j]"),
+                ("0.5f + 0.5f * a[j]", f"a[{2 * H} + j]"))
+        lines += either([f"        a[j] = {_blend(*cell, True)};"],
+                        [f"        a[j] = {_blend(*cell, False)};"])
         lines += [f"        state[{H} + j] = a[j];", "    }", f"    klon_tanh_block(a, {H});",
                   f"    for (j = 0; j < {H}; j++)",
                   f"        state[j] = (0.5f + 0.5f * a[{3 * H} + j]) * a[j];"]
     dense = [(f"m->dense[{j}]", f"state[{j}]") for j in range(H)]
-    lines += either([f"    return m->dense_bias + {_pairs(dense)};"],
+    lines += either([f"    return {_plus('m->dense_bias', _pairs(dense))};"],
                     [f"    return {_chain('m->dense_bias', dense)};"])
     lines.append("}")
     gain = "(float)(gain)" if inputs == 2 else ""

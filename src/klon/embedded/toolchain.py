@@ -27,6 +27,7 @@ BOARD = C_FILES / "board"
 HOST_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 CORTEX_M7_FLAGS = ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-mthumb")
 QEMU_MACHINE = "mps2-an500"
+MAX_COMMAND_LINE = 255  # newlib's rdimon crt0 reads argv into a 256-byte buffer
 # the program prints "KLON <name> <value>" lines; run_cortex_m7 collects them
 _VALUE_LINE = re.compile(r"^KLON (\w+) (\S+)\s*$", re.MULTILINE)
 
@@ -174,9 +175,15 @@ def qemu_command(elf, args=(), *, timeout=120, icount=True):
     """The command line: `timeout` around qemu-system-arm on the mps2-an500 with semihosting to
     the host's files (paths as the host sees them) and, with icount, one nanosecond of virtual
     time per instruction (shift=0) so that SysTick counts instructions."""
-    # semihosting arguments: the first is the program's name (argv[0]); a comma is doubled
+    # semihosting arguments: the first is the program's name (argv[0]); a comma is doubled.
+    # newlib's start-up reads the command line into 256 bytes: longer would be cut silently
+    words = ["prog", *map(str, args)]
+    if len(" ".join(words)) > MAX_COMMAND_LINE:
+        raise KlonError(f"the command line for {Path(elf).name} is {len(' '.join(words))} "
+                        f"characters; newlib's semihosting start-up takes {MAX_COMMAND_LINE} at "
+                        f"most (use shorter paths)")
     semihosting = ",".join(["enable=on", "target=native"] + [
-        "arg=" + str(a).replace(",", ",,") for a in (Path(elf).name, *args)])
+        "arg=" + w.replace(",", ",,") for w in words])
     command = [find_tool("timeout"), "-k", "5", str(timeout), find_tool("qemu-system-arm"),
                "-M", QEMU_MACHINE, "-nographic", "-monitor", "none", "-serial", "null",
                "-semihosting-config", semihosting, "-kernel", str(elf)]

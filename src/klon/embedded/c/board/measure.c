@@ -2,41 +2,23 @@
  * to a host file (newlib semihosting), and the instructions each 128-sample block took (the
  * Teensy Audio Library's block), counted by SysTick under `qemu-system-arm -icount shift=0`.
  *
- *     measure.elf IN.f32 OUT.f32 SAMPLE_RATE GAIN MOVE_AT GAIN_AFTER
+ *     measure.elf IN.f32 OUT.f32 SAMPLE_RATE GAIN MOVE_AT GAIN_AFTER [TREBLE_AFTER LEVEL_AFTER]
  *
  * Built as the whole pedal (klon_pedal_*), or with -DKLON_MEASURE_GAIN_STAGE the gain stage
  * alone: the model bank, or with -DKLON_ENGINE_CIRCUIT too the circuit gain stage. At sample
- * MOVE_AT the Gain starts gliding to GAIN_AFTER; blocks during the glide are counted apart.
+ * MOVE_AT the Gain starts gliding to GAIN_AFTER (and the pedal's Treble and Level to theirs,
+ * from 0.5); blocks during the glide are counted apart.
  * Prints "KLON name value" lines for klon.embedded.measure. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "board.h"
-#include "klon_pedal.h"
+#include "unit.h"
 
 #define MAX_FRAMES 22050 /* 0.5 s at 44.1 kHz */
 #define BLOCK 128
 #define CALIBRATION_LOOPS 1000000u /* two instructions each: subs, bne */
-
-#ifdef KLON_MEASURE_GAIN_STAGE
-#ifdef KLON_ENGINE_CIRCUIT
-typedef klon_circuit_gain unit_t;
-#define UNIT_INIT(u, rate, gain) klon_circuit_gain_init((u), (rate), (gain))
-#define UNIT_SET_GAIN(u, gain) klon_circuit_gain_set_gain((u), (gain))
-#define UNIT_PROCESS(u, in, out, n) klon_circuit_gain_process((u), (in), (out), (n))
-#else
-typedef klon_bank unit_t;
-#define UNIT_INIT(u, rate, gain) klon_bank_init((u), (rate), (gain))
-#define UNIT_SET_GAIN(u, gain) klon_bank_set_gain((u), (gain))
-#define UNIT_PROCESS(u, in, out, n) klon_bank_process((u), (in), (out), (n))
-#endif
-#else
-typedef klon_pedal unit_t;
-#define UNIT_INIT(u, rate, gain) klon_pedal_init((u), (rate), (gain), 0.5f, 0.5f)
-#define UNIT_SET_GAIN(u, gain) klon_pedal_set_params((u), (gain), 0.5f, 0.5f)
-#define UNIT_PROCESS(u, in, out, n) klon_pedal_process((u), (in), (out), (n))
-#endif
 
 static unit_t unit;
 static float x[MAX_FRAMES], y[MAX_FRAMES];
@@ -56,12 +38,17 @@ int main(int argc, char **argv)
 {
     FILE *f;
     int n, i, move_at, gliding_from = -1;
-    float rate, gain, gain_after;
+    float rate, gain, gain_after, treble_after = 0.5f, level_after = 0.5f;
     uint64_t t, steady = 0, glide = 0, worst = 0;
     int steady_samples = 0, glide_samples = 0;
-    if (argc != 7) {
-        printf("usage: measure IN.f32 OUT.f32 SAMPLE_RATE GAIN MOVE_AT GAIN_AFTER\n");
+    if (argc != 7 && argc != 9) {
+        printf("usage: measure IN.f32 OUT.f32 SAMPLE_RATE GAIN MOVE_AT GAIN_AFTER "
+               "[TREBLE_AFTER LEVEL_AFTER]\n");
         return 2;
+    }
+    if (argc == 9) {
+        treble_after = (float)atof(argv[7]);
+        level_after = (float)atof(argv[8]);
     }
     rate = (float)atof(argv[3]);
     gain = (float)atof(argv[4]);
@@ -86,7 +73,7 @@ int main(int argc, char **argv)
         klon_cycles_start();
         start = klon_cycles();
         if (i <= move_at && move_at < i + BLOCK) { /* the knob's burst counts in its block */
-            UNIT_SET_GAIN(&unit, gain_after);
+            UNIT_SET_KNOBS(&unit, gain_after, treble_after, level_after);
             gliding_from = i;
         }
         UNIT_PROCESS(&unit, x + i, y + i, m);
