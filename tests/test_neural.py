@@ -1,7 +1,6 @@
 """The neural gain stage's learning side: fused kernels against torch, training, checkpoints,
 export, data checks."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -25,6 +25,7 @@ import numpy as np
 from ..circuit import components as c
 from ..dsp import activations
 from ..errors import KlonError
+from .circuit_c import render_circuit_gain
 from ..engine.bank import ModelBank
 from ..engine.kernels import gate_names, layout, pack
 from ..engine.model import rest_state
@@ -312,7 +313,7 @@ def render_pedal(models=None, model=None):
         f"{s.name} ({'any Gain' if single else f'Gain {p:g}'})" for s, p in zip(specs, positions))
     model_code = "\n".join([
         _unit_struct(kind, k, H), "",
-        f"static const klon_model klon_models[KLON_MODELS] = {{",
+        "static const klon_model klon_models[KLON_MODELS] = {",
         ",\n".join(_model_initialiser(s, None if single else p) for s, p in zip(specs, positions)),
         "};", "",
         "/* where each model rests: after 2048 zeros from a zero state (the Python engine's) */",
@@ -350,11 +351,6 @@ def render_library(models=None, model=None, circuit=False):
     stage for -DKLON_ENGINE_CIRCUIT."""
     texts = render_pedal(models, model)
     if circuit:
-        try:
-            from .circuit_c import render_circuit_gain
-        except ImportError as error:
-            raise KlonError(f"the circuit gain stage's C export is not available ({error})") \
-                from None
         texts.update(zip(CIRCUIT_FILES, render_circuit_gain()))
     return texts
 
