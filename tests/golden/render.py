@@ -1,0 +1,103 @@
+"""Render the golden outputs that tests/test_golden.py holds the package to, bit for bit.
+
+Made once from main at a6bbb6c (before the re-shape of issue 12) through the user's surfaces
+only: `klon process` on a guitar DI clip (both engines, both stages, several knob settings and
+rates) and `klon export c` (the generated files, and the exported pedal run on the host).
+
+    .venv/bin/python tests/golden/render.py tests/golden/golden.npz
+"""
+import hashlib
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+CLIP = DATA / "klon-ltspice" / "DataIn" / "sample7.wav"
+SECONDS = 0.6
+
+# (name, rate, channels, klon process arguments)
+CASES = [
+    ("circuit-full-a", 44_100, 1, ["--gain", "0", "--treble", "0.5", "--level", "0.5"]),
+    ("circuit-full-b", 44_100, 1, ["--gain", "0.6", "--treble", "0.2", "--level", "0.8"]),
+    ("circuit-full-c", 44_100, 2, ["--gain", "1", "--treble", "1", "--level", "0.3"]),
+    ("circuit-full-96k", 96_000, 1, ["--gain", "0.8", "--treble", "0.7", "--level", "0.5"]),
+    ("circuit-full-os4", 44_100, 1, ["--gain", "0.8", "--oversampling", "4"]),
+    ("circuit-gain-a", 44_100, 1, ["--stage", "gain", "--gain", "0.3"]),
+    ("circuit-gain-b", 44_100, 1, ["--stage", "gain", "--gain", "1", "--diode", "mbrb2545ct"]),
+    ("circuit-gain-32k", 32_000, 1, ["--stage", "gain", "--gain", "0.7"]),
+    ("neural-full-a", 44_100, 1, ["--engine", "neural", "--gain", "0.4", "--treble", "0.6"]),
+    ("neural-full-b", 44_100, 2, ["--engine", "neural", "--gain", "1", "--level", "0.9"]),
+    ("neural-full-48k", 48_000, 1, ["--engine", "neural", "--gain", "0.6"]),
+    ("neural-full-ltspice", 44_100, 1, ["--engine", "neural", "--models", "ltspice",
+                                        "--gain", "0.75"]),
+    ("neural-gain-a", 44_100, 1, ["--engine", "neural", "--stage", "gain", "--gain", "0.1"]),
+    ("neural-gain-gru16", 44_100, 1, ["--engine", "neural", "--stage", "gain",
+                                      "--models", "circuit-gru16", "--gain", "0.9"]),
+]
+
+
+def clip(rate, channels):
+    """The DI clip at `rate` (linear interpolation: only determinism matters here)."""
+    x, source_rate = sf.read(CLIP, dtype="float64")
+    x = x[:int(SECONDS * source_rate)]
+    if rate != source_rate:
+        t = np.arange(int(len(x) * rate / source_rate)) / rate
+        x = np.interp(t, np.arange(len(x)) / source_rate, x)
+    x = x.astype(np.float32)
+    if channels == 2:  # the second channel a quieter, delayed copy
+        x = np.stack([x, 0.5 * np.roll(x, 100)], axis=1)
+    return x
+
+
+def process(folder, name, rate, channels, arguments):
+    from klon.cli import main
+    source, target = folder / f"{name}-in.wav", folder / f"{name}-out.wav"
+    sf.write(source, clip(rate, channels), rate, subtype="FLOAT")
+    if main(["process", str(source), str(target), *arguments]) not in (0, None):
+        raise SystemExit(f"klon process failed for {name}")
+    y, _ = sf.read(target, dtype="float32", always_2d=True)
+    return y.T
+
+
+def export(folder):
+    """sha256 of each file `klon export c` writes, and the exported pedal run on the host."""
+    from klon.cli import main
+    out = folder / "c"
+    if main(["export", "c", str(out)]) not in (0, None):
+        raise SystemExit("klon export c failed")
+    hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in sorted(out.iterdir()) if p.is_file()}
+    return hashes, host_runs(out)
+
+
+def host_runs(out):
+    """The exported neural pedal and the circuit gain stage, built for the host, on the clip."""
+    try:
+        from klon.export.cortex_m7 import measure as m
+    except ImportError:
+        from klon.embedded import measure as m
+    x = clip(44_100, 1)
+    cases = {"c-neural-pedal": m.Case(treble_after=0.25, level_after=0.75),
+             "c-neural-gain": m.Case(target="gain"),
+             "c-circuit-gain": m.Case(engine="circuit", target="gain")}
+    return {name: m.HostBuild(out, case).run(x) for name, case in cases.items()}
+
+
+def render():
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        arrays = {name: process(folder, name, rate, ch, args) for name, rate, ch, args in CASES}
+        hashes, runs = export(folder)
+    arrays.update(runs)
+    return arrays, hashes
+
+
+if __name__ == "__main__":
+    arrays, hashes = render()
+    target = Path(sys.argv[1])
+    np.savez_compressed(target, **arrays,
+                        export_hashes=np.array([f"{k} {v}" for k, v in hashes.items()]))
+    print(f"{target}: {len(arrays)} outputs, {len(hashes)} exported files")
