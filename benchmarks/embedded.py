@@ -8,7 +8,7 @@ import argparse
 
 import numpy as np
 
-from klon.embedded import measure as m
+from klon.export.cortex_m7 import measure as m
 
 FAST = "-ffp-contract=fast"  # let gcc fuse multiply-adds (ISO C modes fuse nothing)
 PEDAL = m.Case(treble_after=0.25, level_after=0.75)  # all three knobs move

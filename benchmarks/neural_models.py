@@ -18,14 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from klon import audio  # noqa: E402
-from klon.circuit import GainStage  # noqa: E402
-from klon.neural import data as datasets  # noqa: E402
-from klon.neural import export  # noqa: E402
-from klon.neural.evaluate import predict, score  # noqa: E402
-from klon.metrics import clip_esr  # noqa: E402
-from klon.neural.plots import plot_curves  # noqa: E402
-from klon.synth import guitar_riff  # noqa: E402
-from klon.verify import find_data  # noqa: E402
+from klon.pedal import GainStage  # noqa: E402
+from klon.train import data as datasets  # noqa: E402
+from klon.train import export  # noqa: E402
+from klon.train.evaluate import predict, score  # noqa: E402
+from klon.core.metrics import clip_esr  # noqa: E402
+from klon.train.plots import plot_curves  # noqa: E402
+from klon.dsp.synth import guitar_riff  # noqa: E402
+from klon.tools.verify import find_data  # noqa: E402
 
 MODELS = ROOT / "src" / "klon" / "models"
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -124,7 +124,7 @@ def main():
                   f"{rate / 1000:g} kHz", "",
                   "ESR in % against klon's circuit gain stage (1N34A diodes): on the reference "
                   "DI clips the model never trained on (pooled and mean per clip), on a "
-                  "generated 4 s riff (`klon.synth.guitar_riff`, not in any training set), and "
+                  "generated 4 s riff (`klon.dsp.synth.guitar_riff`, not in any training set), and "
                   "on the whole validation split (held-out DI clips and generated playing).", "",
                   "| gain | held-out DI clips | pooled | mean | unseen riff | validation split "
                   "| epochs | training time |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from klon import Centaur
-from klon.engine import RecurrentModel
+from klon.neural import RecurrentModel
 
 FS = 44_100
 BLOCKS = "8,16,32,64,128,256,512,1024,2048,4096"
@@ -31,7 +31,7 @@ TORCH_BLOCK = 4096
 
 
 def default_models():
-    from klon.verify import find_data
+    from klon.tools.verify import find_data
     data = find_data()
     return data / "chowcentaur-models" if data else None
 

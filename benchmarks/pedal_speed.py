@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from klon import Centaur
-from klon.synth import guitar_riff
+from klon.dsp.synth import guitar_riff
 
 SEED_CIRCUIT_SECONDS = {  # the original C++ plugin, 2017 laptop (the seed's table)
     8: 0.0723, 16: 0.0703, 32: 0.0653, 64: 0.0663, 128: 0.0667,
@@ -42,7 +42,7 @@ def time_blocks(seconds, block_size, repeats, sample_rate=44_100, channels=2):
 
 def spice_ratio(sample_rate=44_100):
     from klon.spice import simulate
-    from klon.verify import model_output
+    from klon.tools.verify import model_output
     x = guitar_riff(sample_rate, 0.5).astype(np.float64)
     rows = []
     for stage in ("gain_stage", "pedal"):

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numba  # noqa: E402
 import torch  # noqa: E402
 
-from klon.neural.model import GainStageNet  # noqa: E402
+from klon.train.nets import GainStageNet  # noqa: E402
 
 
 def time_step(model, x, repeats):

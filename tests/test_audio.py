@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from klon import audio
-from klon.errors import KlonError
+from klon.core import audio
+from klon.core.errors import KlonError
 
 FS = 44_100
 

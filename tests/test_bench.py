@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from klon import bench
+from klon.tools import bench
 from klon.cli import main
-from klon.engine.bank import shipped_sets
-from klon.engine.pedal import DEFAULT_MODELS
+from klon.neural.bank import shipped_sets
+from klon.neural.gain_stage import DEFAULT_MODELS
 
 RECORD_KEYS = {"engine", "block_size", "sample_rate", "channels", "seconds_per_second",
                "ns_per_sample"}

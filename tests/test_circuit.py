@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from klon import Centaur, GainStage, KlonError
-from klon.synth import guitar_riff
+from klon.dsp.synth import guitar_riff
 
 FS = 44_100
 

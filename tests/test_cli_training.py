@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from klon.circuit import GainStage
-from klon.synth import guitar_phrases
-from klon.verify import find_data
+from klon.pedal import GainStage
+from klon.dsp.synth import guitar_phrases
+from klon.tools.verify import find_data
 
 COMMAND = [sys.executable, "-m", "klon.cli"]
 TIMEOUT = 300

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import soundfile as sf
 
-from klon.metrics import esr
+from klon.core.metrics import esr
 
 
 def test_demo_writes_both_engines_and_a_plot(tmp_path):

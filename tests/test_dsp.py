@@ -7,7 +7,7 @@ from klon.dsp import (
     Biquad, DCBlocker, FirstOrderFilter, LinearSmoother, Oversampler, bilinear, bilinear1,
     bilinear2, bilinear_constant, smoother_next, smoother_set_target,
 )
-from klon.errors import KlonError
+from klon.core.errors import KlonError
 
 FS = 48_000.0
 

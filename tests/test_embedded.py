@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from klon.cli import main
-from klon.embedded import measure as m
-from klon.embedded.neural_c import FAST_TANH, export_c, tanh_error
+from klon.export.cortex_m7 import measure as m
+from klon.export.c99.neural_c import FAST_TANH, export_c, tanh_error
 
 CLIP = m.reference_clip(0.5)
 # mid-clip the Gain glides 0.5 -> 1, Treble 0.5 -> 0.25 and Level 0.5 -> 0.75
@@ -66,7 +66,7 @@ def test_other_model_shapes_match_the_python_engine(tmp_path, kind, hidden, inpu
     if inputs == 1:
         python = m.python_output(x, case, models=tmp_path)
     else:
-        from klon.engine import ModelBank
+        from klon.neural import ModelBank
         bank, python = ModelBank([source["model"]], case.gain), np.empty_like(x)
         for start in range(0, len(x), m.BLOCK):
             if start <= case.move_at < start + m.BLOCK:

@@ -1,4 +1,4 @@
-"""The circuit gain stage as generated C99 (klon.embedded.circuit_c) against klon.circuit.GainStage.
+"""The circuit gain stage as generated C99 (klon.export.c99.circuit_c) against klon.pedal.GainStage.
 
 Built with the host gcc and the strict flags (a missing gcc fails these tests), run through
 ctypes on a guitar DI clip with the Gain knob moved mid-clip, streamed in the same blocks as
@@ -10,13 +10,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from klon import audio
-from klon.circuit import GainStage
-from klon.embedded import toolchain
-from klon.embedded.circuit_c import PRECISIONS, write_circuit_gain
-from klon.metrics import esr
-from klon.synth import guitar_riff
-from klon.verify import find_data
+from klon.core import audio
+from klon.pedal import GainStage
+from klon.export import toolchain
+from klon.export.c99.circuit_c import PRECISIONS, write_circuit_gain
+from klon.core.metrics import esr
+from klon.dsp.synth import guitar_riff
+from klon.tools.verify import find_data
 
 HOST_MATCH = 1e-5  # the issue's host-match tolerance: max abs error over the signal's peak
 SHIM = ('#include "klon_circuit_gain.h"\n'

@@ -1,4 +1,4 @@
-"""klon.engine: recurrent models without torch, the model bank and the neural pedal, as a user
+"""klon.neural: recurrent models without torch, the model bank and the neural pedal, as a user
 streams, loads and tweaks them."""
 import copy
 import itertools
@@ -14,12 +14,12 @@ import pytest
 import soundfile as sf
 
 from klon import Centaur, KlonError
-from klon.engine import RecurrentModel, read_model, reference_output
-from klon.engine.bank import ModelBank
+from klon.neural import RecurrentModel, read_model, reference_output
+from klon.neural.bank import ModelBank
 from klon.dsp.activations import fast_tanh_array
-from klon.engine.model import PREROLL_SAMPLES
-from klon.engine.pedal import NeuralCentaur
-from klon.engine.scoring import score
+from klon.neural.model import PREROLL_SAMPLES
+from klon.neural.gain_stage import NeuralCentaur
+from klon.tools.scoring import score
 
 FS = 44_100
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -461,15 +461,15 @@ def test_neural_pedal_errors_are_clear(tmp_path):
 def test_the_engine_never_imports_torch():
     code = ("import sys, numpy as np; from klon import Centaur; "
             f"Centaur(44100, engine='neural', models=r'{PUBLISHED}').process(np.zeros(64)); "
-            "import klon.engine.scoring; assert 'torch' not in sys.modules")
+            "import klon.tools.scoring; assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
 
 
 def test_kernels_work_without_a_writable_cache_folder(tmp_path):
     """The generated kernels are cached on disk; with no folder to write they compile in memory
     and give the same numbers."""
-    code = ("import numpy as np; from klon.engine import RecurrentModel; "
-            "from klon.engine.kernels import _cache_folder; assert _cache_folder() is None; "
+    code = ("import numpy as np; from klon.neural import RecurrentModel; "
+            "from klon.neural.kernels import _cache_folder; assert _cache_folder() is None; "
             f"print(repr(RecurrentModel(r'{published(75)}')(np.linspace(-1, 1, 500))[-5:]"
             ".tolist()))")
     blocked = tmp_path / "file"

@@ -21,7 +21,7 @@ import pytest
 from numba import njit
 
 from klon import Centaur
-from klon.errors import KlonError
+from klon.core.errors import KlonError
 from klon.live import devices as dev
 from klon.live import report
 from klon.live.processor import ENGINE, LiveProcessor

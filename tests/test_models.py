@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from klon import audio
-from klon.circuit import GainStage
-from klon.engine import RecurrentModel
-from klon.engine.bank import SHIPPED_MODELS
-from klon.metrics import clip_esr
-from klon.verify import find_data
+from klon.core import audio
+from klon.pedal import GainStage
+from klon.neural import RecurrentModel
+from klon.neural.bank import SHIPPED_MODELS
+from klon.core.metrics import clip_esr
+from klon.tools.verify import find_data
 
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PAPER_VALIDATION = {0.0: 0.70, 0.25: 0.57, 0.5: 0.50, 0.75: 0.67, 1.0: 1.72}  # ESR %
@@ -83,8 +83,8 @@ def test_circuit_models_follow_the_circuit_on_di_clips_they_never_heard(name, li
 
 def test_the_neural_pedal_defaults_to_the_circuit_set_and_sounds_like_the_circuit():
     from klon import Centaur
-    from klon.metrics import esr
-    from klon.synth import guitar_riff
+    from klon.core.metrics import esr
+    from klon.dsp.synth import guitar_riff
     x = guitar_riff(44100, 2.0)  # generated playing the models never trained on
     pedal = Centaur(44100, engine="neural")
     assert [spec.gain for spec in pedal.bank.specs] == list(GAINS)
@@ -96,8 +96,8 @@ def test_the_neural_pedal_defaults_to_the_circuit_set_and_sounds_like_the_circui
 
 def test_at_48_khz_the_neural_pedal_takes_the_48_khz_set_and_sounds_like_the_circuit():
     from klon import Centaur
-    from klon.metrics import esr
-    from klon.synth import guitar_riff
+    from klon.core.metrics import esr
+    from klon.dsp.synth import guitar_riff
     x = guitar_riff(48000, 2.0)
     pedal = Centaur(48000, engine="neural")
     assert pedal.sample_rate == 48000

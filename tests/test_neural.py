@@ -7,14 +7,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from klon.errors import KlonError
-from klon.neural import data as datasets
-from klon.neural import export
-from klon.metrics import clip_esr
-from klon.neural.loss import esr_loss
-from klon.neural.model import GainStageNet
-from klon.neural.train import Trainer, TrainConfig
-from klon.verify import find_data
+from klon.core.errors import KlonError
+from klon.train import data as datasets
+from klon.train import export
+from klon.core.metrics import clip_esr
+from klon.train.loss import esr_loss
+from klon.train.nets import GainStageNet
+from klon.train.trainer import Trainer, TrainConfig
+from klon.tools.verify import find_data
 
 torch.set_num_threads(1)  # tiny tensors: OpenMP threads only spin, badly on a busy machine
 DATA = find_data()
@@ -270,7 +270,7 @@ def test_reference_data_conventions():
 def _tiny_data(tmp_path):
     """A few seconds of generated playing through a soft clipper with some memory: learnable
     in a few epochs."""
-    from klon.synth import guitar_phrases
+    from klon.dsp.synth import guitar_phrases
     from scipy.signal import lfilter
     pairs = {}
     for seed in range(3):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from klon.errors import KlonError
+from klon.core.errors import KlonError
 from klon.spice import NETLIST_STAGES, band_limited_input, netlist, simulate, write_netlists
 from klon.spice import runner
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from klon.verify import esr, model_output, run_verification
+from klon.tools.verify import esr, model_output, run_verification
 from klon import spice
 
 FS = 44_100

@@ -2,7 +2,7 @@
 
 Names are handed on lazily, so `import klon.wdf` does not load (and compile) the whole pedal.
 """
-from .errors import KlonError
+from klon.core.errors import KlonError
 
 __all__ = ["Centaur", "GainStage", "KlonError"]
 __version__ = "0.1.0"
@@ -10,6 +10,6 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     if name in ("Centaur", "GainStage"):
-        from . import circuit
-        return getattr(circuit, name)
+        from klon import pedal
+        return getattr(pedal, name)
     raise AttributeError(f"module 'klon' has no attribute {name!r}")

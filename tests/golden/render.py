@@ -78,7 +78,7 @@ def host_runs(out):
     try:
         from klon.export.cortex_m7 import measure as m
     except ImportError:
-        from klon.embedded import measure as m
+        from klon.export.cortex_m7 import measure as m
     x = clip(44_100, 1)
     cases = {"c-neural-pedal": m.Case(treble_after=0.25, level_after=0.75),
              "c-neural-gain": m.Case(target="gain"),

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 
 @njit(cache=True)

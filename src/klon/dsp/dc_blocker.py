@@ -1,9 +1,9 @@
 """A first-order high-pass that removes DC offset, H(s) = s / (s + w0)."""
 import math
 
-from ..errors import KlonError
-from .bilinear import bilinear1, bilinear_constant
-from .iir import FirstOrderFilter
+from klon.core.errors import KlonError
+from klon.dsp.bilinear import bilinear1, bilinear_constant
+from klon.dsp.iir import FirstOrderFilter
 
 
 class DCBlocker:

@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit
 
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 # States below this are flushed to zero: a decaying feedback state would otherwise sink into
 # subnormal floats, which are very slow on x86, during long silences.

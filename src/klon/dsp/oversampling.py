@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 from scipy import signal
 
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 PASSBAND_EDGE = 0.43  # of the base sample rate
 STAGE1_HALF = 21  # K for base <-> 2x: 83 taps, > 90 dB stopband

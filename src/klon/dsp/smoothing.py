@@ -7,7 +7,7 @@ target, never overshoots, and does not drift however long it is.
 import numpy as np
 from numba import njit
 
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 CURRENT, TARGET, STEP, REMAINING = 0, 1, 2, 3
 

@@ -4,7 +4,7 @@ sounddevice is imported only here and only when `klon live` runs, so klon import
 PortAudio scans its host APIs (ALSA, JACK, PulseAudio/PipeWire through ALSA, OSS) when
 sounddevice is imported: a sound server started later is seen only after `rescan`.
 """
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 SETUP_HINT = "run scripts/setup --live (PortAudio, JACK and the sounddevice package)"
 NO_DEVICES = ("no audio device found: PortAudio sees no sound card and no sound server (JACK, "

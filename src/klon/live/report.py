@@ -2,8 +2,8 @@
 import json
 import math
 
-from ..bench import write_text
-from ..errors import KlonError
+from klon.tools.bench import write_text
+from klon.core.errors import KlonError
 
 FORMAT = "klon-live-report"
 

@@ -12,10 +12,10 @@ import gc
 import signal
 import time
 
-from ..errors import KlonError
-from . import devices as dev
-from .processor import CALLBACKS
-from .ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
+from klon.core.errors import KlonError
+from klon.live import devices as dev
+from klon.live.processor import CALLBACKS
+from klon.live.ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
 
 STATUS_SECONDS = 0.2        # status line redraw on a terminal
 PLAIN_STATUS_SECONDS = 5.0  # a plain status line without one

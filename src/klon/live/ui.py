@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .processor import KNOBS
+from klon.live.processor import KNOBS
 
 STEP, FINE_STEP = 0.05, 0.01
 QUIT = "quit"

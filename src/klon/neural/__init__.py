@@ -1,10 +1,10 @@
-"""The neural gain stage's learning side: data, model, loss, training, export, plots.
+"""Running recurrent models without torch: compiled GRU/LSTM kernels, model files, the model bank
+with its Gain crossfade, and the neural pedal."""
+from klon.neural.bank import ModelBank
+from klon.neural.model import RecurrentModel, load_model
+from klon.neural.model_file import ModelSpec, read_model
+from klon.neural.gain_stage import NeuralCentaur, neural_gain_stage
+from klon.neural.reference import reference_output
 
-Needs torch (`pip install -e .[train]`); nothing else in klon does.
-"""
-try:
-    import torch  # noqa: F401
-except ImportError:  # pragma: no cover - depends on the install
-    from ..errors import KlonError
-    raise KlonError("training needs torch, which is not installed: pip install -e '.[train]' "
-                    "(torch 2.13.0)") from None
+__all__ = ["ModelBank", "ModelSpec", "NeuralCentaur", "RecurrentModel", "load_model",
+           "neural_gain_stage", "read_model", "reference_output"]

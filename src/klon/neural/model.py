@@ -1,118 +1,109 @@
-"""The neural gain stage: one recurrent layer (GRU or LSTM) and a Dense(1) output, as in the
-seed's GRU-8.
-
-Parameters live in torch's nn.GRU / nn.LSTM and nn.Linear, so the model trains, saves and
-exports the same way whichever path computes it: on the CPU a GRU runs the fused kernels of
-klon.neural.gru_kernel (much faster than torch's own CPU GRU for small widths), on a GPU and for
-the LSTM torch computes it.
-"""
+"""One recurrent model, streamed block by block with its state kept."""
 import numpy as np
-import torch
-from torch import nn
 
-from .gru_kernel import gru_backward, gru_forward
+from klon.core.errors import KlonError
+from klon.neural.kernels import HISTORY, compiled, layout, pack
+from klon.neural.model_file import ModelSpec, read_model
 
-CELLS = ("gru", "lstm")
-def _chunks(batch):
-    """How many parallel chunks a batch splits into: a function of the batch size alone (not of
-    the core count), so that results do not depend on the machine; at least 16 rows (an AVX-512
-    register of float32) per chunk: on one core, two chunks of 8 take twice as long as one of 16."""
-    return max(1, min(4, batch // 16))
+PREROLL_SAMPLES = HISTORY  # zeros run through a fresh model (2048, as the original plugin did)
 
 
-class _FusedGRU(torch.autograd.Function):
-    """torch's GRU maths (one layer) + Dense(1) with forward and BPTT in one compiled call each,
-    on a batch split into chunks. x: C x T x I x B, h0: C x H x B -> y: C x T x B and the last
-    state C x H x B (no gradient flows back through it: training detaches it anyway)."""
-
-    @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, w_out, b_out):
-        xn = x.detach().numpy()
-        chunks, steps, _, batch = xn.shape
-        hidden = h0.shape[1]
-        y = np.empty((chunks, steps, batch), np.float32)
-        hs = np.empty((chunks, steps + 1, hidden, batch), np.float32)
-        records = [np.empty((chunks, steps, hidden, batch), np.float32) for _ in range(4)]
-        weights = [p.detach().numpy() for p in (w_ih, w_hh, b_ih, b_hh)]
-        dense = w_out.detach().numpy()[0]
-        gru_forward(xn, h0.detach().numpy(), *weights, dense, np.float32(b_out.item()), y, hs,
-                    *records)
-        ctx.arrays = (xn, hs, *records, weights[0].shape, weights[1], dense)
-        last = torch.from_numpy(hs[:, -1].copy())
-        ctx.mark_non_differentiable(last)
-        return torch.from_numpy(y), last
-
-    @staticmethod
-    def backward(ctx, grad_y, _):
-        xn, hs, rs, zs, ns, hns, ih_shape, w_hh, dense = ctx.arrays
-        del ctx.arrays
-        chunks = xn.shape[0]
-        g_ih = np.zeros((chunks, *ih_shape))
-        g_hh = np.zeros((chunks, *w_hh.shape))
-        gb_ih = np.zeros((chunks, w_hh.shape[0]))
-        gb_hh = np.zeros((chunks, w_hh.shape[0]))
-        g_out = np.zeros((chunks, dense.shape[0] + 1))
-        grad_h0 = np.empty((chunks, *hs.shape[2:]), np.float32)
-        gy = np.ascontiguousarray(grad_y.numpy(), dtype=np.float32)
-        gru_backward(xn, hs, rs, zs, ns, hns, w_hh, dense, gy, g_ih, g_hh, gb_ih, gb_hh, g_out,
-                     grad_h0)
-        g_ih, g_hh, gb_ih, gb_hh, g_out = [torch.from_numpy(g.sum(axis=0).astype(np.float32))
-                                           for g in (g_ih, g_hh, gb_ih, gb_hh, g_out)]
-        return (None, torch.from_numpy(grad_h0), g_ih, g_hh, gb_ih, gb_hh, g_out[None, :-1],
-                g_out[-1:])
+def load_model(source):
+    """A ModelSpec from a path (or a ModelSpec, passed through)."""
+    return source if isinstance(source, ModelSpec) else read_model(source)
 
 
-class GainStageNet(nn.Module):
-    """Recurrent layer (`cell`, `hidden` units) + Dense(1). forward(x, state) maps audio
-    x (batch x time x inputs) to (batch x time) and returns the state after the last sample
-    (pass it back in to continue the signal)."""
-
-    def __init__(self, hidden=8, cell="gru", inputs=1):
-        super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}: choose from {', '.join(CELLS)}")
-        self.cell, self.hidden, self.inputs = cell, int(hidden), int(inputs)
-        layer = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = layer(self.inputs, self.hidden, batch_first=True)
-        self.dense = nn.Linear(self.hidden, 1)
-        self.fused = True  # use the fused CPU kernels where they apply
-
-    def initial_state(self, batch):
-        p = self.dense.weight
-        h = p.new_zeros(batch, self.hidden)
-        return h if self.cell == "gru" else (h, p.new_zeros(batch, self.hidden))
-
-    def forward(self, x, state=None):
-        batch = x.shape[0]
-        if state is None:
-            state = self.initial_state(batch)
-        if self.cell == "gru" and self.fused and x.device.type == "cpu":
-            return self._fused_forward(x, state)
-        if self.cell == "gru":
-            seq, h = self.rnn(x, state.unsqueeze(0))
-            new_state = h[0]
-        else:
-            seq, (h, c) = self.rnn(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
-            new_state = (h[0], c[0])
-        return self.dense(seq)[..., 0], new_state
-
-    def _fused_forward(self, x, state):
-        batch, steps, inputs = x.shape
-        chunks = _chunks(batch)
-        width = -(-batch // chunks)
-        pad = chunks * width - batch  # padded rows see silence and get no gradient
-        if pad:
-            x = torch.cat([x, x.new_zeros(pad, steps, inputs)])
-            state = torch.cat([state, state.new_zeros(pad, self.hidden)])
-        xc = x.reshape(chunks, width, steps, inputs).permute(0, 2, 3, 1).contiguous()
-        hc = state.reshape(chunks, width, self.hidden).permute(0, 2, 1).contiguous()
-        r = self.rnn
-        y, last = _FusedGRU.apply(xc, hc, r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0,
-                                  r.bias_hh_l0, self.dense.weight, self.dense.bias)
-        y = y.permute(0, 2, 1).reshape(chunks * width, steps)
-        last = last.permute(0, 2, 1).reshape(chunks * width, self.hidden)
-        return y[:batch], last[:batch]
+def rest_state(spec, kernels=None):
+    """The model's packed row after PREROLL_SAMPLES zeros from a zero state: where it rests with
+    no signal, so starting there does not click (from a zero state the published GRUs jump by
+    up to 0.17 V on the first sample)."""
+    kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
+    row = pack(spec)[None, :]
+    kernels["run_model"](np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32),
+                         np.empty((1, PREROLL_SAMPLES), dtype=np.float32), row)
+    return row[0]
 
 
-def detach_state(state):
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+class RecurrentModel:
+    """A GRU or LSTM model (RTNeural/Keras JSON) running in a compiled kernel.
+
+    `process(block)` streams: the state carries over, so the output does not depend on how the
+    signal is cut into blocks. Blocks are (frames,) or (channels, frames) for one-input models,
+    (inputs, frames) or (channels, inputs, frames) otherwise; each channel has its own state.
+    `model(x)` runs a whole signal from rest. `reset()` returns to rest (the pre-rolled state).
+    """
+
+    def __init__(self, source):
+        self.spec = load_model(source)
+        self.kind, self.hidden_size, self.inputs = (self.spec.kind, self.spec.hidden_size,
+                                                    self.spec.inputs)
+        self.sample_rate = self.spec.sample_rate
+        self.gain = self.spec.gain
+        kernels = compiled(self.kind, self.hidden_size, self.inputs)
+        self._run, self._run_mono = kernels["run_model"], kernels["run_mono"]
+        self._rest = rest_state(self.spec)
+        self._offsets = layout(self.kind, self.hidden_size, self.inputs)[0]
+        self.reset(1)
+
+    def reset(self, channels=None):
+        """Back to rest; a channel count re-sizes the state."""
+        channels = self.channels if channels is None else channels
+        self.channels = channels
+        self.rows = np.empty((channels, self._rest.size), dtype=np.float32)
+        self.rows[:] = self._rest  # row c: channel c
+
+    @property
+    def state(self):
+        """The hidden state per channel (a copy), H values; LSTM's cell state follows."""
+        o, H = self._offsets, self.hidden_size
+        parts = [self.rows[:, o["HS"]:o["HS"] + H]]
+        if self.kind == "lstm":
+            parts.append(self.rows[:, o["CS"]:o["CS"] + H])
+        return np.concatenate(parts, axis=1)
+
+    def _shape(self, x):
+        """(channels, inputs, frames) view of a block, or a KlonError."""
+        if x.dtype.kind != "f":
+            raise KlonError(f"audio must be a float array, got {x.dtype}")
+        k = self.inputs
+        if k == 1 and x.ndim in (1, 2):
+            return x.reshape(1 if x.ndim == 1 else x.shape[0], 1, x.shape[-1])
+        if k > 1 and x.ndim in (2, 3) and x.shape[-2] == k:
+            return x.reshape(1 if x.ndim == 2 else x.shape[0], k, x.shape[-1])
+        expected = ("(frames,) or (channels, frames)" if k == 1 else
+                    f"({k}, frames) or (channels, {k}, frames)")
+        raise KlonError(f"this model has {k} input(s): blocks must be {expected}, got shape "
+                        f"{x.shape}")
+
+    def process(self, block, out=None):
+        """Stream one block; returns float32 (or fills `out`, float, one value per frame and
+        channel). A new channel count resets the state."""
+        x = np.asarray(block)
+        if (x.ndim == 1 and self.inputs == 1 and self.channels == 1 and out is not None
+                and out.shape == x.shape and x.dtype.kind == out.dtype.kind == "f"):
+            # mono with `out`, the streaming case: no reshaping on the way to the kernel
+            if not self._run_mono(x, out, self.rows):
+                raise KlonError("audio contains NaN or Inf samples")
+            return out
+        x3 = self._shape(x)
+        if x3.shape[0] != self.channels:
+            self.reset(x3.shape[0])
+        channels, frames = x3.shape[0], x3.shape[2]
+        if out is None:
+            mono = x.ndim == (1 if self.inputs == 1 else 2)
+            out = np.empty(frames if mono else (channels, frames), dtype=np.float32)
+        elif out.size != channels * frames or out.dtype.kind != "f":
+            raise KlonError(f"out must be a float array of {channels * frames} values, got "
+                            f"{out.dtype} with shape {out.shape}")
+        y2 = out.reshape(channels, frames)
+        if not self._run(x3, y2, self.rows):
+            raise KlonError("audio contains NaN or Inf samples")
+        return out
+
+    def __call__(self, x):
+        """A whole signal from rest (the state is reset first)."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        self.reset(self._shape(x).shape[0])
+        return self.process(x)

@@ -5,7 +5,7 @@
     write_netlists(directory)             -> one `<stage>.cir` per stage
     band_limited_input(x, sample_rate)    -> the PWL corners SPICE is driven with
 """
-from .netlist import NETLIST_STAGES, netlist, write_netlists
-from .runner import band_limited_input, simulate
+from klon.spice.netlist import NETLIST_STAGES, netlist, write_netlists
+from klon.spice.runner import band_limited_input, simulate
 
 __all__ = ["NETLIST_STAGES", "band_limited_input", "netlist", "simulate", "write_netlists"]

@@ -1,6 +1,6 @@
 """SPICE netlists of the Klon Centaur, stage by stage and whole.
 
-The values are written out here on purpose rather than imported from `klon.circuit`: this
+The values are written out here on purpose rather than imported from `klon.pedal`: this
 package is the referee for the circuit model, so a typo on the model side must not leak in.
 Everything is generated as plain ngspice text that a user can read, save and run by hand.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import KlonError
+from klon.core.errors import KlonError
 
 NETLIST_STAGES = ("input_buffer", "gain_stage", "tone", "output_stage", "pedal")
 

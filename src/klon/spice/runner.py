@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from ..errors import KlonError
-from .netlist import build_netlist, check_stage, output_node, source_nodes
+from klon.core.errors import KlonError
+from klon.spice.netlist import build_netlist, check_stage, output_node, source_nodes
 
 NGSPICE = "ngspice"
 INTERPOLATION_HALF_LENGTH = 48  # input samples either side of the upsampling filter's centre

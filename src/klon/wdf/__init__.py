@@ -1,10 +1,10 @@
 """Generic wave digital filters: describe a tree like the schematic, run it in compiled kernels."""
-from .elements import (
+from klon.wdf.elements import (
     Capacitor, DiodePairRoot, DiodeRoot, IdealVoltageSourceRoot, Inductor, OpenRoot, Parallel,
     Resistor, Series, ShortRoot, VoltageSource,
 )
-from .omega import diode_pair_voltage, diode_voltage, wright_omega
-from .wdf import WDF
+from klon.wdf.omega import diode_pair_voltage, diode_voltage, wright_omega
+from klon.wdf.wdf import WDF
 
 __all__ = [
     "WDF", "Capacitor", "DiodePairRoot", "DiodeRoot", "IdealVoltageSourceRoot", "Inductor",

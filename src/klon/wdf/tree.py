@@ -12,10 +12,10 @@ Two ways to run a tree, computing the same thing:
 """
 from numba import njit
 
-from .elements import (
+from klon.wdf.elements import (
     CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, ROOT_DIODE, ROOT_IDEAL_VOLTAGE_SOURCE, ROOT_OPEN, ROOT_SHORT, SERIES, VOLTAGE_SOURCE,
 )
-from .omega import diode_pair_voltage, diode_voltage
+from klon.wdf.omega import diode_pair_voltage, diode_voltage
 
 # columns of the integer topology table
 KIND, CHILD_START, CHILD_COUNT, SOURCE, STATE = range(5)

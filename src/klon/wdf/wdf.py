@@ -1,8 +1,8 @@
 """`WDF`: a described tree, flattened into arrays, with a block-processing front end."""
 import numpy as np
 
-from . import tree as k
-from .elements import (
+from klon.wdf import tree as k
+from klon.wdf.elements import (
     CAPACITOR, INDUCTOR, RESISTOR, ROOT_DIODE, ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE,
     VOLTAGE_SOURCE, Node,
 )

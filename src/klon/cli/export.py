@@ -1,0 +1,41 @@
+"""`klon export c`: the neural pedal (and the circuit gain stage) as a portable C99 library."""
+
+
+def add_parsers(commands):
+    e = commands.add_parser("export", help="the pedal as portable C99 for microcontrollers")
+    formats = e.add_subparsers(dest="format", required=True)
+    c = formats.add_parser("c", help="a C99 library: klon_pedal.h/.c (the neural pedal: GRU "
+                           "bank, linear stages, knobs), and klon_circuit_gain.h/.c (the circuit "
+                           "gain stage, for -DKLON_ENGINE_CIRCUIT)",
+                           description="Writes klon_pedal.h, klon_pedal.c, klon_circuit_gain.h "
+                           "and klon_circuit_gain.c into OUTDIR: no malloc, no globals beyond "
+                           "const tables, libm only. See docs/embedded.md.")
+    c.add_argument("source", nargs="?", default=None, metavar="MODEL.json|OUTDIR",
+                   help="one model file used at every Gain (give OUTDIR after it); without "
+                        "it, the model set of --models")
+    c.add_argument("out", nargs="?", default=None, metavar="OUTDIR",
+                   help="folder to write (new or empty, unless --force)")
+    c.add_argument("--models", default=None, metavar="NAME|DIR",
+                   help="a shipped model set or a folder (default: the shipped 'circuit' set, "
+                        "44.1 kHz)")
+    c.add_argument("--no-circuit", action="store_true",
+                   help="leave out the circuit gain stage's files")
+    c.add_argument("--force", action="store_true",
+                   help="replace the library's own files in a folder that holds others")
+
+
+def export(args):
+    from klon.export.c99.neural_c import export_c
+    from klon.core.errors import KlonError
+    model, out = (args.source, args.out) if args.out is not None else (None, args.source)
+    if out is None:
+        raise KlonError("give the folder to write: klon export c [MODEL.json] OUTDIR")
+    if model is not None and args.models is not None:
+        raise KlonError("give one model file or --models, not both")
+    paths = export_c(out, models=args.models, model=model, circuit=not args.no_circuit,
+                     force=args.force)
+    for path in paths:
+        print(path)
+
+
+HANDLERS = {"export": export}

@@ -1,0 +1,390 @@
+"""The circuit engine's gain stage as portable C99, generated from the Python model.
+
+`write_circuit_gain(out_dir)` writes `klon_circuit_gain.h` / `klon_circuit_gain.c`: the C
+templates in `c/` filled with what the Python model defines, so the C cannot drift from it:
+
+- both wave digital filter trees' state-space derivation, from the very trees
+  `klon.pedal.GainStage` builds: `klon.wdf.tree.derive_state_space`'s probing, run on symbols
+  by `wdf_c` into straight-line C with the sample period and the gain pots as variables. The C
+  runs it in double at init (for the rate it is given) and at every step of a Gain glide (a
+  step per 16 samples, as in Python), so any rate and any Gain position give Python's maps;
+- the amp-stage and summing-amp components, the op-amp swings, the diode card;
+- the half-band oversampling taps of `klon.dsp.oversampling` (they do not depend on the rate);
+- the diode-pair solver, in one of the variants of DIODE_SOLVERS.
+
+Precision is chosen per quantity (PRECISIONS): the state-space maps and states, the diode
+solve, the op-amp stages and the oversampling filters can each be float or double.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from klon.pedal import components as c
+from klon.pedal.gain_stage import (
+    RAMP_STEP, SMOOTHING_SECONDS, _diode, build_clipper_tree, build_preamp_tree,
+)
+from klon.pedal.centaur import check_sample_rate
+from klon.dsp.oversampling import Oversampler, stage_taps
+from klon.core.errors import KlonError
+from klon.export.c99.wdf_c import derive_c
+
+TEMPLATES = Path(__file__).with_name("templates")
+HEADER, SOURCE = "klon_circuit_gain.h", "klon_circuit_gain.c"
+QUANTITIES = ("wdf", "diode", "opamp", "fir")
+PRECISIONS = {
+    # everything as Python computes it: matches GainStage to the float32 output's rounding
+    "double": dict(wdf="double", diode="double", opamp="double", fir="double"),
+    # the default: float where float is within a few 1e-6 of the peak, double where it is not.
+    # The op-amp stages hold capacitor histories (companion currents) whose small differences
+    # float loses while U1B clamps (C7 then charges through R12, a 35 ms mode that sums the
+    # rounding): 1.6e-5 of the peak in float, 4e-8 in double. (Rewritten with the capacitors'
+    # voltages and currents as states, float reaches 3e-6 at 44.1 kHz but 2.5e-5 at 192 kHz,
+    # where C7 is nearly a short and the leg current a 100-fold cancellation; not kept.)
+    "mixed": dict(wdf="float", diode="float", opamp="double", fir="float"),
+    "float": dict(wdf="float", diode="float", opamp="float", fir="float"),
+}
+DEFAULT_PRECISION = "mixed"
+# diode-pair solvers. "python": klon.wdf.omega's (omega start with one Fritsch step, Newton on
+# the pair's equation until a step is below 1e-6 nVt) with libm's exp and log. "fast" (float
+# only, the default there): the same start and one Newton step, always, with exp and log as
+# polynomials written here. From that start one step leaves under 1e-7 V (in double; both
+# diodes, 0..30 V waves, 22.05..192 kHz), below float's own resolution; the step solves the
+# exact equation, so the start's log only needs to be close (2e-5).
+DIODE_SOLVERS = ("python", "fast")
+FAST_NEWTON_STEPS = 1
+EXP_DEGREE, LOG_DEGREE = 5, 5
+
+
+def _literal(x, ctype="double"):
+    text = repr(float(x))
+    if "e" not in text and "." not in text:
+        text += ".0"
+    return text + ("f" if ctype == "float" else "")
+
+
+def _float_table(name, values, ctype="double"):
+    rows, line = [], []
+    for v in values:
+        line.append(_literal(v, ctype))
+        if len(line) == 4:
+            rows.append(", ".join(line))
+            line = []
+    if line:
+        rows.append(", ".join(line))
+    body = ",\n    ".join(rows)
+    return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};"
+
+
+def _derive(tree, variables):
+    """The body of a derive_* function: the tree's maps into m, its port resistance returned."""
+    lines, port = derive_c(tree, variables)
+    used = [f"(void){name};" for name in ("period", *sorted(set(variables.values())))]
+    return "\n".join("    " + line for line in [*used, *lines, f"return {port};"])
+
+
+def _precision(precision):
+    if isinstance(precision, str):
+        try:
+            precision = PRECISIONS[precision]
+        except KeyError:
+            raise KlonError(f"unknown precision {precision!r}: choose one of "
+                            f"{', '.join(PRECISIONS)} or give a dict over {QUANTITIES}") from None
+    types = dict(precision)
+    if set(types) != set(QUANTITIES) or not set(types.values()) <= {"float", "double"}:
+        raise KlonError(f"precision must give 'float' or 'double' for each of {QUANTITIES}")
+    return types
+
+
+def _polynomial(coefficients, variable, ctype):
+    """Horner form of sum c_i x^i as C text."""
+    text = _literal(coefficients[-1], ctype)
+    for c_i in coefficients[-2::-1]:
+        text = f"{_literal(c_i, ctype)} + {variable} * ({text})"
+    return text
+
+
+def fast_exp_log_coefficients():
+    """Polynomials for exp(r), |r| <= ln2 / 2, and log(1 + t), 1/sqrt2 <= 1 + t <= sqrt2:
+    Chebyshev fits (log's through log1p(t) / t, so it is exact at 0). Max errors: exp 1e-7
+    relative, log 4e-7 absolute (in float arithmetic about twice that)."""
+    half = np.log(2.0) / 2.0
+    nodes = np.cos(np.linspace(0.0, np.pi, 2000))
+    r = nodes * half
+    exp = np.polynomial.chebyshev.cheb2poly(np.polynomial.chebyshev.chebfit(r, np.exp(r), EXP_DEGREE))
+    low, high = 2.0 ** -0.5 - 1.0, 2.0 ** 0.5 - 1.0
+    t = (nodes + 1.0) / 2.0 * (high - low) + low
+    fit = np.polynomial.chebyshev.chebfit(t, np.log1p(t) / t, LOG_DEGREE - 1)
+    log = np.concatenate([[0.0], np.polynomial.chebyshev.cheb2poly(fit)])
+    return exp, log
+
+
+def _fast_exp_log():
+    exp, log = fast_exp_log_coefficients()
+    ln2 = np.log(2.0)
+    ln2_high = float(np.float32(0.693145751953125))  # 12 bits: k * ln2_high is exact
+    return f"""
+#include <stdint.h>
+
+typedef union bits {{
+    float f;
+    uint32_t u;
+}} bits;
+
+/* e^x for |x| <= 80: x = k ln2 + r (Cody-Waite), e^r by a polynomial, 2^k in the exponent */
+static float exp_fast(float x)
+{{
+    bits scale;
+    float k, r;
+    x = x < -80.0f ? -80.0f : x;
+    x = x > 80.0f ? 80.0f : x;
+    k = (x * {_literal(1.0 / ln2, 'float')} + 12582912.0f) - 12582912.0f;   /* round(x / ln2) */
+    r = x - k * {_literal(ln2_high, 'float')} - k * {_literal(ln2 - ln2_high, 'float')};
+    scale.u = (uint32_t)((int32_t)k + 127) << 23;
+    return ({_polynomial(exp, 'r', 'float')}) * scale.f;
+}}
+
+/* ln x for normal x > 0: x = 2^e m with m in [1/sqrt2, sqrt2), ln m by a polynomial */
+static float log_fast(float x)
+{{
+    bits m;
+    float e, t;
+    m.f = x;
+    e = (float)((int32_t)(m.u >> 23) - 127);
+    m.u = (m.u & 0x007fffffu) | 0x3f800000u;
+    if (m.f > {_literal(2.0 ** 0.5, 'float')}) {{
+        m.f *= 0.5f;
+        e += 1.0f;
+    }}
+    t = m.f - 1.0f;
+    return e * {_literal(ln2, 'float')} + t * ({_polynomial(log[1:], 't', 'float')});
+}}
+
+/* ln x to within 0.06 for normal x > 0: the float's bits read as a number are 2^23 times
+   log2 x + 127, to within the mantissa's linear stand-in for log2 */
+static float log_rough(float x)
+{{
+    bits m;
+    m.f = x;
+    return (float)m.u * {_literal(ln2 / 2 ** 23, 'float')} - {_literal(127 * ln2, 'float')};
+}}
+"""
+
+
+def _diode_solver(solver, diode, ctype):
+    """C source of `diode_pair(a, st)`: the voltage across the pair for incident wave a."""
+    if solver not in DIODE_SOLVERS:
+        raise KlonError(f"unknown diode solver {solver!r}: choose one of {', '.join(DIODE_SOLVERS)}")
+    if solver == "fast" and ctype != "float":
+        raise KlonError("the fast diode solver is float only: give the diode float precision")
+    nvt = diode.ideality * c.THERMAL_VOLTAGE
+
+    def lit(x):
+        return _literal(x, ctype)
+
+    if solver == "fast":
+        # the rough log only seeds the Fritsch step, which is third order: from its 0.06 the
+        # start is as close as from an exact log (7e-6 relative over x in 1..700)
+        exp, log, log_seed, fabs, divide_once = "exp_fast", "log_fast", "log_rough", "fabsf", True
+        prelude = _fast_exp_log()
+    else:
+        suffix = "f" if ctype == "float" else ""
+        exp, log, fabs, divide_once = "exp" + suffix, "log" + suffix, "fabs" + suffix, False
+        log_seed = log
+        prelude = ""
+    if solver == "fast":
+        # e (f, f') over one division: e^2 stays finite for v below 40 nVt, far past any root
+        newton = f"""    for (k = 0; k < {FAST_NEWTON_STEPS}; k++) {{
+        e = {exp}(v * INV_NVT);
+        step = ((magnitude - v) * st->d_g * e - IS * (e * e - {lit(1.0)}))
+               / (st->d_g * e + IS * INV_NVT * (e * e + {lit(1.0)}));
+        v += step;
+    }}"""
+        steps_doc = f"then {FAST_NEWTON_STEPS} Newton steps on the pair's equation"
+    else:
+        newton = f"""    for (k = 0; k < 8; k++) {{
+        e = {exp}(v * INV_NVT);
+        ie = {lit(1.0)} / e;
+        f = (magnitude - v) * st->d_g - IS * (e - ie);
+        step = f / (st->d_g + IS * INV_NVT * (e + ie));
+        v += step;
+        if ({fabs}(step) < {lit(1e-6 * nvt)}) break;
+    }}"""
+        steps_doc = "then Newton on the pair's equation until a step falls below 1e-6 nVt (8 at most)"
+    fritsch = (f"w * ({lit(1.0)} + z * (q - z) / (({lit(1.0)} + w) * (q - {lit(2.0)} * z)))"
+               if divide_once else
+               f"w * ({lit(1.0)} + z / ({lit(1.0)} + w) * (q - z) / (q - {lit(2.0)} * z))")
+    locals_ = "e, step" if divide_once else "e, ie, f, step"
+    return f"""{prelude}
+#define NVT {lit(nvt)}
+#define INV_NVT {lit(1.0 / nvt)}
+#define IS {lit(diode.saturation_current)}
+
+/* omega(x) (w + ln w = x) to about 1e-6: a guess from the asymptotes, one Fritsch step */
+static klon_cg_diode omega_start(klon_cg_diode x)
+{{
+    klon_cg_diode w, z, q;
+    if (x < {lit(-2.0)}) {{
+        w = {exp}(x);
+        w = w * ({lit(1.0)} - w);
+    }} else if (x < {lit(1.0)}) {{
+        w = {lit(0.5671432904097838)} + x * ({lit(0.3211757)} + {lit(0.0523734)} * x);
+    }} else {{
+        w = x - {log_seed}(x);
+    }}
+    z = x - w - {log}(w);
+    q = {lit(2.0)} * ({lit(1.0)} + w) * ({lit(1.0)} + w + {lit(2.0 / 3.0)} * z);
+    return {fritsch};
+}}
+
+/* The one-diode omega form for the diode that conducts at this sign of a, {steps_doc}. */
+static klon_cg_diode diode_pair(klon_cg_diode a, const klon_circuit_gain *st)
+{{
+    klon_cg_diode magnitude = {fabs}(a), v, {locals_};
+    int k;
+    v = magnitude + st->d_r_is - NVT * omega_start(st->d_offset + magnitude * INV_NVT);
+{newton}
+    v = v < {lit(0.0)} ? {lit(0.0)} : v;
+    v = v > magnitude ? magnitude : v;
+    return a < {lit(0.0)} ? -v : v;
+}}
+"""
+
+
+def _dot(pairs, fma, pad="    "):
+    """Statements that leave sum(coefficient * value) in `a` (+ `b`): the products written out
+    as fused multiply-adds (C99 fma/fmaf: one instruction on an FPU that has them, and ISO C
+    modes let no compiler fuse `a * b + c` by itself); a long sum runs as two chains, a and
+    b, that the FPU can overlap. Returns (lines, the C expression of the sum)."""
+    chains = [pairs] if len(pairs) < 8 else [pairs[:(len(pairs) + 1) // 2],
+                                              pairs[(len(pairs) + 1) // 2:]]
+    names = ["a", "b"][:len(chains)]
+    lines = []
+    for step in range(max(len(chain) for chain in chains)):
+        line = []
+        for name, chain in zip(names, chains):
+            if step < len(chain):
+                coefficient, value = chain[step]
+                line.append(f"{name} = {coefficient} * {value};" if step == 0
+                            else f"{name} = {fma}({coefficient}, {value}, {name});")
+        lines.append(pad + "  ".join(line))
+    return lines, " + ".join(names) if len(names) == 1 else "(a + b)"
+
+
+def _row(matrix, row, columns):
+    return [(f"st->{matrix}[{row}][{j}]", name) for j, name in enumerate(columns)]
+
+
+def _kernel(n_pre, n_clip, n_fir1, n_fir2, types):
+    """The per-sample matrix-vector products and FIR branches, written out."""
+    pad = "    "
+    fma = "fmaf" if types["wdf"] == "float" else "fma"
+    pre_columns = [f"p{i}" for i in range(n_pre)] + ["vi"]
+    clip_columns = [f"c{i}" for i in range(n_clip)] + ["amp", "vi", "down"]
+    load = [f"{pad}klon_cg_wdf " + ", ".join(f"p{i} = st->pre_x[{i}]" for i in range(n_pre)) + ";",
+            f"{pad}klon_cg_wdf " + ", ".join(f"c{i} = st->clip_x[{i}]" for i in range(n_clip)) + ";",
+            f"{pad}klon_cg_wdf a, b;"]
+
+    def assign(target, pairs, comment=""):
+        lines, total = _dot(pairs, fma)
+        return lines + [f"{pad}{target.format(total)};{comment}"]
+
+    pre = []
+    for i in range(n_pre):
+        pre += assign(f"st->pre_x[{i}] = p{i} + {{}}", _row("pre", i, pre_columns))
+    pre += assign("v_plus = (klon_cg_opamp){}", _row("pre", n_pre, pre_columns))
+    pre += assign("i_sum = (klon_cg_opamp){}", _row("pre", n_pre + 1, pre_columns), "  /* FF1 */")
+    up = assign("up = {}", _row("clip", 0, clip_columns[:-1]))
+    clip = []
+    for i in range(n_clip):
+        clip += assign(f"st->clip_x[{i}] = c{i} + {{}}", _row("clip", 1 + i, clip_columns))
+    clip += assign("i_sum += (klon_cg_opamp){}", _row("clip", 1 + n_clip, clip_columns),
+                   "  /* R16, R17, R18 */")
+
+    def fir(name, half):
+        pairs = [(f"{name}[{i}]", f"(w[{i}] + w[{2 * half - 1 - i}])") for i in range(half)]
+        lines, total = _dot(pairs, "fmaf" if types["fir"] == "float" else "fma")
+        return "\n".join([f"{pad}klon_cg_fir a{', b' if half >= 8 else ''};", f"{pad}w += offset;", *lines,
+                          f"{pad}return {total};"])
+
+    return dict(STATE_LOAD="\n".join(load), PRE_STEP="\n".join(pre), CLIP_UP="\n".join(up),
+                CLIP_STEP="\n".join(clip), FIR1_SUM=fir("fir1", n_fir1), FIR2_SUM=fir("fir2", n_fir2))
+
+
+def _tables(diode, types):
+    pre, gang_a_top = build_preamp_tree(88_200.0)
+    clip, gang_b_top, gang_b_bottom = build_clipper_tree(88_200.0, diode)
+    if pre.source_names != ["vi"] or clip.source_names != ["amp", "vi"]:
+        raise KlonError("the trees' sources changed; the C kernel expects vi and (amp, vi)")
+    if len(pre.output_nodes) != 2 or len(clip.output_nodes) != 3:
+        raise KlonError("the trees' outputs changed; the C kernel expects 2 and 3")
+    g1, g2 = stage_taps(4)
+    amp_low, amp_high = c.output_limits(c.U1_RAILS)
+    sum_low, sum_high = c.output_limits(c.U2_RAILS)
+    constants = dict(
+        GAIN_POT=c.GAIN_POT, POT_MINIMUM=c.POT_MINIMUM, R10=c.R10, R11=c.R11, R12=c.R12,
+        R20=c.R20, C7=c.C7, C8=c.C8, C13=c.C13, AMP_LOW=amp_low, AMP_HIGH=amp_high,
+        SUM_LOW=sum_low, SUM_HIGH=sum_high, DIODE_IS=diode.saturation_current,
+        DIODE_NVT=diode.ideality * c.THERMAL_VOLTAGE, SMOOTHING_SECONDS=SMOOTHING_SECONDS,
+    )
+    lines = [f"#define {name} {_literal(value)}" for name, value in constants.items()]
+    sizes = dict(PRE_STATES=pre.n_states, PRE_INPUTS=len(pre.source_names),
+                 PRE_OUTPUTS=len(pre.output_nodes), CLIP_STATES=clip.n_states,
+                 CLIP_INPUTS=len(clip.source_names), CLIP_OUTPUTS=len(clip.output_nodes))
+    lines += [f"#define {name} {value}" for name, value in sizes.items()]
+    lines.append(f"#define RAMP_STEP {RAMP_STEP}")
+    lines.append(_float_table("fir1", g1[:g1.size // 2], types["fir"]))
+    lines.append(_float_table("fir2", g2[:g2.size // 2], types["fir"]))
+    sizes.update(FIR1_HALF=g1.size // 2, FIR2_HALF=g2.size // 2)
+    derive = dict(
+        PRE_DERIVE=_derive(pre, {pre.index_of(gang_a_top): "top"}),
+        CLIP_DERIVE=_derive(clip, {clip.index_of(gang_b_top): "top",
+                                   clip.index_of(gang_b_bottom): "bottom"}))
+    return "\n".join(lines), sizes, derive
+
+
+def render_circuit_gain(sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRECISION,
+                        diode_solver=None):
+    """(header text, source text) for these settings; diode_solver None: "fast" for a float
+    diode solve, "python" for a double one."""
+    rate = check_sample_rate(sample_rate)
+    model = _diode(diode)
+    types = _precision(precision)
+    if diode_solver is None:
+        diode_solver = "fast" if types["diode"] == "float" else "python"
+    tables, sizes, derive = _tables(model, types)
+    name = precision if isinstance(precision, str) else "custom precision"
+    fields = dict(
+        DIODE=model.name, PRECISION=f"{name}, diode solver {diode_solver}",
+        SAMPLE_RATE=f"{rate:g}", LATENCY_2X=Oversampler(2).latency, LATENCY_4X=Oversampler(4).latency,
+        WDF_T=types["wdf"], DIODE_T=types["diode"], OPAMP_T=types["opamp"], FIR_T=types["fir"],
+        TABLES=tables, DIODE_SOLVER=_diode_solver(diode_solver, model, types["diode"]),
+        **sizes, **derive, **_kernel(sizes["PRE_STATES"], sizes["CLIP_STATES"],
+                                     sizes["FIR1_HALF"], sizes["FIR2_HALF"], types),
+    )
+    texts = []
+    for template in (HEADER, SOURCE):
+        text = (TEMPLATES / f"{template}.in").read_text()
+        for key, value in fields.items():
+            text = text.replace(f"@{key}@", str(value))
+        if "@" in text.replace("@param", ""):
+            raise KlonError(f"unfilled placeholder in {template}")
+        texts.append(text)
+    return tuple(texts)
+
+
+def write_circuit_gain(out_dir, sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRECISION,
+                       diode_solver=None):
+    """Write klon_circuit_gain.h and .c into out_dir (made if missing); returns their paths.
+
+    The code runs at any rate from 22.05 to 192 kHz (init derives the filters for the rate it
+    is given); sample_rate is checked and recorded as KLON_CIRCUIT_GAIN_DEFAULT_RATE.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in zip((HEADER, SOURCE), render_circuit_gain(sample_rate, diode, precision,
+                                                                diode_solver)):
+        path = out / name
+        path.write_text(text)
+        paths.append(path)
+    return paths

@@ -1,0 +1,2 @@
+"""The C export on an emulated Cortex-M7 (QEMU's mps2-an500): board files in board/, builds,
+runs and instruction counts (`measure`)."""

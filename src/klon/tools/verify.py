@@ -1,0 +1,145 @@
+"""`klon verify`: the circuit model against ngspice runs of the same circuit, stage by stage.
+
+The same audio goes through the model and through ngspice (netlists in klon.spice); the score is
+the error-to-signal ratio (ESR) of the model against SPICE over the whole clip.
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from klon import spice
+from klon.pedal import Centaur, GainStage, InputBuffer, OutputStage, Tone
+from klon.core.errors import KlonError
+from klon.core.metrics import esr
+from klon.dsp.synth import guitar_riff, sine_sweep
+
+KNOB_SETTINGS = (0.0, 0.25, 0.5, 0.75, 1.0)
+DIODE_NAMES = ("1n34a", "mbrb2545ct")
+GUITAR_CLIPS = ("sample0", "sample250")
+
+
+def model_output(stage, x, sample_rate, gain=0.5, treble=0.5, level=0.5, diode="1n34a"):
+    """The model's answer for one stage, aligned with its input (as the SPICE runs are)."""
+    x2 = np.asarray(x, dtype=np.float64).reshape(1, -1)
+    if stage == "input_buffer":
+        return InputBuffer(sample_rate).process(x2, np.empty_like(x2))[0]
+    if stage == "gain_stage":
+        return GainStage(sample_rate, gain, diode)(x2)[0]
+    if stage == "tone":
+        return _oversampled(Tone, x2, sample_rate, treble)[0]
+    if stage == "output_stage":
+        return OutputStage(sample_rate, level).process(x2, np.empty_like(x2))[0]
+    if stage == "pedal":
+        return Centaur(sample_rate, gain, treble, level, diode=diode)(x2)[0].astype(np.float64)
+    raise KlonError(f"unknown stage {stage!r}")
+
+
+def _oversampled(stage_class, x, sample_rate, *knobs):
+    """A linear stage run as the pedal runs it: between the gain stage's resamplers."""
+    from klon.pedal.gain_stage import default_oversampling
+    from klon.dsp.oversampling import Oversampler
+    factor = default_oversampling(sample_rate)
+    resampler = Oversampler(factor, x.shape[0])
+    stage = stage_class(sample_rate * factor, *knobs)
+    padded = np.concatenate([x, np.zeros((x.shape[0], resampler.latency))], axis=1)
+    high = np.empty((x.shape[0], padded.shape[1] * factor))
+    resampler.upsample(padded, high)
+    stage.process(high, high)
+    resampler.downsample(high, padded)
+    return padded[:, resampler.latency:]
+
+
+def find_data(data=None):
+    """The reference data folder (holding klon-ltspice/DataIn), or None if there is none."""
+    candidates = [data, os.environ.get("KLON_DATA"),
+                  Path(__file__).resolve().parents[4].parent / "shared" / "data",
+                  Path.cwd().parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "klon-ltspice" / "DataIn").is_dir():
+            return Path(candidate)
+    if data:
+        raise KlonError(f"no klon-ltspice/DataIn folder under {data}")
+    return None
+
+
+def verification_inputs(quick, data=None, sample_rate=44_100):
+    """(name, volts) pairs: real guitar DI clips when the reference data is here, then sweeps."""
+    from klon.core import audio
+    folder = find_data(data)
+    seconds = 0.2 if quick else 0.5
+    n = int(seconds * sample_rate)
+    inputs = []
+    if folder is not None:
+        for clip in GUITAR_CLIPS[:1] if quick else GUITAR_CLIPS:
+            x, rate = audio.read(folder / "klon-ltspice" / "DataIn" / f"{clip}.wav")
+            if rate != sample_rate:
+                raise KlonError(f"{clip}.wav is at {rate} Hz, expected {sample_rate}")
+            inputs.append((f"guitar {clip}", x[0, :n].astype(np.float64)))
+    else:
+        inputs.append(("synth guitar riff", guitar_riff(sample_rate, seconds).astype(np.float64)))
+    for amplitude in (0.05, 1.0) if quick else (0.05, 0.3, 1.0):
+        inputs.append((f"sweep {amplitude:g} V", sine_sweep(sample_rate, seconds, amplitude)))
+    return inputs
+
+
+def cases(quick):
+    """(stage, knobs) pairs: every stage at five settings of its knob, the gain stage with both diodes."""
+    settings = (0.0, 0.5, 1.0) if quick else KNOB_SETTINGS
+    yield "input_buffer", {}
+    for diode in DIODE_NAMES:
+        for g in settings:
+            yield "gain_stage", {"gain": g, "diode": diode}
+    for t in settings:
+        yield "tone", {"treble": t}
+    for v in settings:
+        yield "output_stage", {"level": v}
+    for g in settings:
+        yield "pedal", {"gain": g, "treble": 0.5, "level": 0.5}
+
+
+def _spice_job(job):
+    stage, knobs, x, sample_rate, opamp = job
+    return spice.simulate(stage, x, sample_rate, opamp=opamp, **knobs)
+
+
+def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, sample_rate=44_100,
+                     jobs=None):
+    """Print (and optionally write as Markdown) the ESR of every stage against ngspice."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    inputs = verification_inputs(quick, data, sample_rate)
+    work = [(stage, knobs, name, x) for stage, knobs in cases(quick) for name, x in inputs]
+    print(f"circuit model vs ngspice ({opamp} op-amps), {sample_rate} Hz, {len(work)} runs",
+          file=sys.stderr)
+    print(f"{'stage':<13} {'setting':<28} {'input':<20} {'ESR %':>10}")
+    started = time.perf_counter()
+    rows = []
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
+        references = pool.map(_spice_job, [(s, k, x, sample_rate, opamp) for s, k, _, x in work])
+        for (stage, knobs, name, x), reference in zip(work, references):
+            setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "-"
+            score = 100.0 * esr(reference, model_output(stage, x, sample_rate, **knobs))
+            rows.append((stage, setting, name, score))
+            print(f"{stage:<13} {setting:<28} {name:<20} {score:>10.2e}", flush=True)
+    worst = {}
+    for stage, _, _, score in rows:
+        worst[stage] = max(worst.get(stage, 0.0), score)
+    print("worst ESR per stage: " + ", ".join(f"{s} {w:.2e} %" for s, w in worst.items()))
+    print(f"({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    if markdown_path:
+        write_markdown(markdown_path, rows, opamp, quick)
+    return rows
+
+
+def write_markdown(path, rows, opamp, quick):
+    command = "klon verify" + (" --quick" if quick else "") + (f" --opamp {opamp}" if opamp != "ideal" else "")
+    lines = [f"Measured with `{command}` ({opamp} op-amps in the netlists).", "",
+             "| stage | setting | input | ESR % |", "|---|---|---|---:|"]
+    lines += [f"| {s} | {k} | {i} | {e:.2e} |" for s, k, i, e in rows]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,100 @@
+"""`klon dataset`: training pairs whose targets are the circuit model's gain stage.
+
+Any input audio (DI recordings, the reference clips, generated playing) goes through
+klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that comes out
+(input/, target/, dataset.json) is what `klon train` reads. Inputs are volts (full scale 1.0 =
+1 V at the gain stage's input, the reference data's convention).
+"""
+import datetime
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from klon.core import audio
+from klon.pedal import GainStage
+from klon.core.errors import KlonError
+from klon.dsp.synth import guitar_phrases
+
+def input_files(paths):
+    """Audio files named directly or found (non-recursively) in named folders, in order."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += audio.audio_files(path)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise KlonError(f"cannot read '{path}': no such file or folder")
+    return files
+
+
+def synthetic_inputs(seconds, sample_rate, seed=0, clip_seconds=4.0):
+    """Generated playing at DI levels: clips of `clip_seconds` whose RMS is log-uniform between
+    10 and 300 mV (the reference DI clips span 13..250 mV), peaks capped at 2 V."""
+    rng = np.random.default_rng(seed)
+    clips = []
+    for i in range(int(np.ceil(seconds / clip_seconds))):
+        x = guitar_phrases(sample_rate, clip_seconds, 1.0, seed=int(rng.integers(1 << 30)))
+        rms = np.exp(rng.uniform(np.log(0.01), np.log(0.3)))
+        x *= rms / max(float(np.sqrt(np.mean(x ** 2))), 1e-9)
+        peak = float(np.max(np.abs(x)))
+        if peak > 2.0:
+            x *= 2.0 / peak
+        clips.append((f"synth{i:03d}", x.astype(np.float32)))
+    return clips
+
+
+def render(inputs, out_dir, gain, diode="1n34a", sample_rate=None, input_gain_db=0.0,
+           synth_seconds=0.0, seed=0, log=None):
+    """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
+    `inputs` are audio files or folders; `synth_seconds` of generated playing are added."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KlonError(f"'{out}' already exists and is not an empty folder: choose a new "
+                        f"output folder (nothing is overwritten)")
+    files = input_files(inputs) if inputs else []
+    if not files and synth_seconds <= 0:
+        raise KlonError("no input audio: name files or folders, or ask for --synth SECONDS")
+    clips = []
+    for path in files:
+        x, rate = audio.read(path)
+        if x.shape[0] != 1:
+            raise KlonError(f"'{path}' has {x.shape[0]} channels: DI recordings are mono "
+                            f"(mix or split it first)")
+        rate = int(rate)
+        target_rate = int(sample_rate or rate)
+        clips.append((path.stem, audio.resample(x[0], rate, target_rate), target_rate))
+    rates = {r for _, _, r in clips}
+    if len(rates) > 1:
+        raise KlonError(f"the inputs have different sample rates ({', '.join(map(str, rates))} "
+                        f"Hz): give --sample-rate to resample them all to one")
+    rate = rates.pop() if rates else int(sample_rate or 44_100)
+    names = [name for name, _, _ in clips]
+    if len(set(names)) != len(names):
+        raise KlonError("two inputs have the same file name: targets would overwrite each other")
+    clips = [(name, x) for name, x, _ in clips]
+    if synth_seconds > 0:
+        clips += synthetic_inputs(synth_seconds, rate, seed)
+    scale = np.float32(10.0 ** (input_gain_db / 20.0))
+    stage = GainStage(rate, gain, diode)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "input").mkdir()
+    (out / "target").mkdir()
+    for i, (name, x) in enumerate(clips):
+        x = x * scale
+        y = stage(x.astype(np.float64).reshape(1, -1))[0]
+        audio.write(out / "input" / f"{name}.wav", x, rate)
+        audio.write(out / "target" / f"{name}.wav", y.astype(np.float32), rate)
+        if log and (i + 1 == len(clips) or (i + 1) % 50 == 0):
+            print(f"rendered {i + 1}/{len(clips)} clips", file=log, flush=True)
+    manifest = {"format": "klon-dataset", "target": "klon circuit gain stage", "gain": gain,
+                "diode": diode, "sample_rate": rate, "input_gain_db": input_gain_db,
+                "clips": len(clips), "inputs": [str(p) for p in files],
+                "synth_seconds": synth_seconds, "seed": seed,
+                "created": datetime.date.today().isoformat()}
+    temporary = out / ".dataset.json.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(temporary, out / "dataset.json")
+    return out

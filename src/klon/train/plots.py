@@ -1,0 +1,116 @@
+"""`klon plot`: the talk's two figures for a model (target vs prediction in time, and their
+spectra) and its training curves."""
+from pathlib import Path
+
+import numpy as np
+
+from klon.tools.demo import save_figure
+from klon.core.errors import KlonError
+from klon.train import data as datasets
+from klon.train import export
+from klon.train.evaluate import predict
+from klon.core.metrics import clip_esr
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _data_for(metadata, data_path):
+    if data_path is None:
+        from klon.tools.verify import find_data
+        root = find_data()
+        if root is None:
+            raise KlonError("no data to plot against: give --data (the reference clips were "
+                            "not found)")
+        data_path = root / "klon-ltspice"
+    gain = metadata.get("gain")
+    return datasets.load(data_path, gain)
+
+
+def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
+    """Draw the figures; returns the paths written."""
+    model, metadata = export.load(model_path)
+    data = _data_for(metadata, data_path)
+    names = list(data.names)
+    clip = clip or (metadata.get("validation_clips") or names)[0]
+    if clip not in names:
+        raise KlonError(f"no clip named {clip!r} in {data.source} (e.g. {names[0]})")
+    i = names.index(clip)
+    s = data.score_start
+    target = data.targets[i, s:]
+    prediction = predict(model, data.inputs[i])[s:]
+    esr = clip_esr(prediction, target)[1]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(model_path).stem
+    title = f"{stem}, {clip} (ESR {100 * esr:.2f} %)"
+    plt = _pyplot()
+    written = []
+
+    # time: 40 ms around the loudest moment
+    rate = data.sample_rate
+    width = int(0.04 * rate)
+    centre = int(np.argmax(np.abs(target)))
+    a = max(0, min(centre - width // 2, len(target) - width))
+    t = 1000.0 * (np.arange(a, a + width) + s) / rate
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(t, target[a:a + width], label="target", linewidth=2.0)
+    ax.plot(t, prediction[a:a + width], "--", label="prediction", linewidth=1.4)
+    ax.plot(t, target[a:a + width] - prediction[a:a + width], label="error", linewidth=0.8)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("volts")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    written.append(out / f"{stem}-time.png")
+    save_figure(fig, written[-1])
+    plt.close(fig)
+
+    # spectra of the scored part
+    window = np.hanning(len(target))
+    freqs = np.fft.rfftfreq(len(target), 1.0 / rate)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for signal, label, style in ((target, "target", "-"), (prediction, "prediction", "--")):
+        spectrum = np.abs(np.fft.rfft(signal * window)) / np.sum(window)
+        ax.semilogx(freqs[1:], 20 * np.log10(spectrum[1:] + 1e-12), style, label=label,
+                    linewidth=1.0)
+    ax.set_xlim(20, rate / 2)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("magnitude (dB re 1 V)")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    written.append(out / f"{stem}-spectrum.png")
+    save_figure(fig, written[-1])
+    plt.close(fig)
+
+    history = metadata.get("history")
+    if history and history.get("epoch"):
+        written.append(out / f"{stem}-training.png")
+        plot_curves({stem: history}, written[-1])
+    return written
+
+
+def plot_curves(histories, path):
+    """Train and validation ESR per epoch for several models (name -> history) on one figure."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, (name, h) in enumerate(histories.items()):
+        colour = f"C{i}"
+        ax.semilogy(h["epoch"], 100 * np.asarray(h["validation_esr"]), color=colour,
+                    label=f"{name} validation")
+        ax.semilogy(h["epoch"], 100 * np.asarray(h["train_esr"]), ":", color=colour,
+                    label=f"{name} train")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ESR (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
