@@ -27,6 +27,14 @@ def test_exported_c_runs_as_before(rendered, name):
     np.testing.assert_array_equal(arrays[name], GOLDEN[name])
 
 
+# the one difference in the exported C: a comment names the module the component values come
+# from, which the re-shape moved
+MOVED = {b"klon.pedal.components": b"klon.circuit.components"}
+
+
 def test_exported_c_files_are_unchanged(rendered):
-    _, hashes = rendered
+    _, files = rendered
+    for new, old in MOVED.items():
+        files = {name: content.replace(new, old) for name, content in files.items()}
+    hashes = render.sha256(files)
     assert [f"{k} {v}" for k, v in hashes.items()] == list(GOLDEN["export_hashes"])

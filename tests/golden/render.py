@@ -63,14 +63,14 @@ def process(folder, name, rate, channels, arguments):
 
 
 def export(folder):
-    """sha256 of each file `klon export c` writes, and the exported pedal run on the host."""
+    """The files `klon export c` writes (name: bytes), and the exported pedal run on the
+    host."""
     from klon.cli import main
     out = folder / "c"
     if main(["export", "c", str(out)]) not in (0, None):
         raise SystemExit("klon export c failed")
-    hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted(out.iterdir()) if p.is_file()}
-    return hashes, host_runs(out)
+    files = {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
+    return files, host_runs(out)
 
 
 def host_runs(out):
@@ -90,13 +90,18 @@ def render():
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         arrays = {name: process(folder, name, rate, ch, args) for name, rate, ch, args in CASES}
-        hashes, runs = export(folder)
+        files, runs = export(folder)
     arrays.update(runs)
-    return arrays, hashes
+    return arrays, files
+
+
+def sha256(files):
+    return {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
 
 
 if __name__ == "__main__":
-    arrays, hashes = render()
+    arrays, files = render()
+    hashes = sha256(files)
     target = Path(sys.argv[1])
     np.savez_compressed(target, **arrays,
                         export_hashes=np.array([f"{k} {v}" for k, v in hashes.items()]))

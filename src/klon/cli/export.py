@@ -1,7 +1,10 @@
 """`klon export c`: the neural pedal (and the circuit gain stage) as a portable C99 library."""
+import argparse
+
+from klon.core.errors import KlonError
 
 
-def add_parsers(commands):
+def add_parsers(commands) -> None:
     e = commands.add_parser("export", help="the pedal as portable C99 for microcontrollers")
     formats = e.add_subparsers(dest="format", required=True)
     c = formats.add_parser("c", help="a C99 library: klon_pedal.h/.c (the neural pedal: GRU "
@@ -24,9 +27,8 @@ def add_parsers(commands):
                    help="replace the library's own files in a folder that holds others")
 
 
-def export(args):
+def export(args: argparse.Namespace) -> None:
     from klon.export.c99.neural_c import export_c
-    from klon.core.errors import KlonError
     model, out = (args.source, args.out) if args.out is not None else (None, args.source)
     if out is None:
         raise KlonError("give the folder to write: klon export c [MODEL.json] OUTDIR")

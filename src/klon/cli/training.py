@@ -3,6 +3,7 @@
 Parsers are built without importing torch; the handlers import klon.train (which needs torch)
 only when they run.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -25,12 +26,12 @@ def _gains(text):
     return values
 
 
-def model_file_name(gain):
+def model_file_name(gain: float) -> str:
     """gain_50.json for Gain 0.5: the names of a model set's files."""
     return f"gain_{round(100 * gain)}.json"
 
 
-def add_parsers(commands):
+def add_parsers(commands) -> None:
     d = commands.add_parser("dataset", help="render training targets from the circuit model's "
                             "gain stage for any input audio")
     d.add_argument("inputs", nargs="*", help="audio files or folders of them (volts: full scale "
@@ -93,7 +94,7 @@ def add_parsers(commands):
     p.add_argument("--out", default="out/plots", help="output folder (default out/plots)")
 
 
-def dataset(args):
+def dataset(args: argparse.Namespace) -> None:
     from klon.train.dataset import render
     gains = _gains(args.gain)
     out = Path(args.out)
@@ -128,7 +129,7 @@ def _load_data(args, gain):
     return data.load(args.data, gain)
 
 
-def train_one(args, gain, out, label=""):
+def train_one(args: argparse.Namespace, gain: float | None, out: Path, label: str = "") -> dict:
     """Train one model and write it (with its checkpoint beside it); returns its metadata."""
     from klon.train import export
     from klon.train.trainer import Trainer
@@ -140,7 +141,8 @@ def train_one(args, gain, out, label=""):
     if args.resume:
         trainer.resume(checkpoint)
     print(f"{label}training on {loaded.source}: {len(trainer.train_index)} clips, "
-          f"{len(trainer.validation_index)} for validation, {loaded.sample_rate} Hz", file=sys.stderr)
+          f"{len(trainer.validation_index)} for validation, {loaded.sample_rate} Hz",
+          file=sys.stderr)
     trainer.run()
     metadata = trainer.metadata()
     export.save(out, trainer.model, metadata)
@@ -159,7 +161,7 @@ def _train_job(job):
     return train_one(args, gain, out, label=f"[gain {gain:g}] ")
 
 
-def train(args):
+def train(args: argparse.Namespace) -> None:
     import klon.train  # noqa: F401  (a clear error when torch is missing)
     gains = _gains(args.gain) if args.gain is not None else (None,)
     if len(gains) == 1:
@@ -188,7 +190,7 @@ def train(args):
             pass
 
 
-def plot(args):
+def plot(args: argparse.Namespace) -> None:
     from klon.train.plots import plot_model
     for path in plot_model(args.model, args.data, args.clip, args.out):
         print(f"wrote {path}", file=sys.stderr)

@@ -4,12 +4,13 @@ Audio arrays are channels x frames throughout klon (soundfile uses frames x chan
 """
 import os
 import re
-import secrets
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from klon.core.errors import KlonError
+from klon.core.files import atomic_path
 
 # extensions soundfile does not map to a format by itself
 _EXTENSION_ALIASES = {"AIF": "AIFF", "AIFC": "AIFF", "SND": "AU", "OGA": "OGG", "OPUS": "OGG"}
@@ -24,18 +25,20 @@ _MAX_CHANNELS = 64  # more than this is almost surely a frames x channels array
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".w64", ".caf", ".ogg")
 
 
-def audio_files(folder):
+def _natural(path: Path) -> list:
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", path.name)]
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
     """The audio files directly in `folder`, in natural order (sample2 before sample10)."""
-    from pathlib import Path
-    key = lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p.name)]
     files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS),
-                   key=key)
+                   key=_natural)
     if not files:
         raise KlonError(f"no audio files in '{folder}'")
     return files
 
 
-def as_channels_frames(x):
+def as_channels_frames(x) -> np.ndarray:
     """1-D -> (1, n); 2-D (channels, frames) kept; anything else is refused."""
     x = np.asarray(x)
     if x.ndim == 1:
@@ -45,7 +48,7 @@ def as_channels_frames(x):
     raise KlonError(f"audio must be 1-D (mono) or channels x frames, got {x.ndim} dimensions")
 
 
-def resample(x, rate, target_rate):
+def resample(x: np.ndarray, rate: float, target_rate: float) -> np.ndarray:
     """float32 `x` (frames on the last axis) from `rate` to `target_rate`: polyphase, scipy's
     Kaiser-windowed low-pass. The same signal back when the rates agree."""
     if rate == target_rate:
@@ -76,7 +79,7 @@ def _describe_non_finite(audio, sample_rate):
     return f"{count} NaN/Inf sample{plural}, the first at {where}, channel {channel + 1}"
 
 
-def read(path):
+def read(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Read any file libsndfile understands -> (float32 channels x frames, sample_rate)."""
     name = os.fspath(path)
     if not os.path.exists(name):
@@ -119,12 +122,13 @@ def _format_for(name):
     return fmt
 
 
-def write(path, audio, sample_rate, subtype="FLOAT", protect=None):
+def write(path: str | os.PathLike, audio, sample_rate: float, subtype: str | None = "FLOAT",
+          protect: str | os.PathLike | None = None) -> None:
     """Write audio (channels x frames, or 1-D mono) to path, format from the extension.
 
     subtype is a libsndfile subtype ("FLOAT", "PCM_16", "PCM_24", ...; None: the format's
-    default). The file appears whole or not at all: it is written next to its destination and
-    renamed into place. A path that is the same file as `protect` (the input) is refused.
+    default). The file appears whole or not at all (klon.core.files.atomic_path). A path that
+    is the same file as `protect` (the input) is refused.
     """
     name = os.fspath(path)
     fmt = _format_for(name)
@@ -153,22 +157,12 @@ def write(path, audio, sample_rate, subtype="FLOAT", protect=None):
     if not os.path.isdir(directory):
         raise KlonError(f"cannot write '{name}': directory '{directory}' does not exist")
 
-    # a hidden temporary beside the target, so the final rename stays on one filesystem
-    while True:
-        temporary = os.path.join(directory, f".{os.path.basename(name)}.{secrets.token_hex(4)}.tmp")
-        try:
-            # created with mode 0o666 so the umask, not mkstemp's 0o600, sets the permissions
-            os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-            break
-        except FileExistsError:
-            continue
-        except OSError as error:
-            raise KlonError(f"cannot write '{name}': {error.strerror.lower()}") from None
     try:
-        sf.write(temporary, x.T, int(sample_rate), subtype=subtype, format=fmt)
-        os.replace(temporary, name)
+        with atomic_path(name) as temporary:
+            try:  # made first, so a folder that refuses files says why in the system's words
+                os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            except OSError as error:
+                raise KlonError(f"cannot write '{name}': {error.strerror.lower()}") from None
+            sf.write(temporary, x.T, int(sample_rate), subtype=subtype, format=fmt)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError) as error:
         raise KlonError(f"cannot write '{name}': {_reason(error)}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

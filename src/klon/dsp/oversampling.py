@@ -14,7 +14,8 @@ of up to CHUNK samples: they are appended after the history, filtered with the t
 loop (so the inner loop runs over contiguous samples and vectorises), and the newest history is
 moved to the front. Any block size works, and nothing is allocated per call.
 """
-from functools import lru_cache
+from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -28,7 +29,7 @@ STAGE2_HALF = 7  # K for 2x <-> 4x: 27 taps, > 95 dB stopband
 CHUNK = 128  # base-rate samples per inner pass; longer blocks are walked through in chunks
 
 
-@lru_cache(maxsize=None)
+@cache
 def _half_band_branch(half_taps, edge):
     """The 2K dense taps g of a half-band filter whose passband ends at `edge` (cycles/sample
     at the filter's rate); normalised to sum 1 so DC passes at exactly unit gain."""
@@ -84,8 +85,23 @@ def _shift(w, hist, count):
         w[j] = w[count + j]
 
 
+class OversamplerState(NamedTuple):
+    """What the up- and down-sampling kernels read and write: the half-band branches' first
+    halves (g2 empty at 2x) and each direction's delay lines."""
+
+    g1: np.ndarray
+    g2: np.ndarray
+    up1: np.ndarray  # channels x (history + chunk)
+    up2: np.ndarray
+    down1: np.ndarray  # channels x 2 phases x (history + chunk)
+    down2: np.ndarray
+    acc: np.ndarray  # one chunk's sums
+
+
 @njit(cache=True)
-def _upsample(x, out, g1, g2, work1, work2, acc):
+def upsample(x, out, s):
+    """x (channels x n) -> out (channels x 2n or 4n) through the OversamplerState s."""
+    g1, g2, work1, work2, acc = s.g1, s.g2, s.up1, s.up2, s.acc
     n1 = g1.shape[0]
     hist1 = 2 * n1 - 1
     n2 = g2.shape[0]
@@ -121,7 +137,9 @@ def _upsample(x, out, g1, g2, work1, work2, acc):
 
 
 @njit(cache=True)
-def _downsample(x, out, g1, g2, work1, work2, acc):
+def downsample(x, out, s):
+    """x (channels x 2n or 4n) -> out (channels x n) through the OversamplerState s."""
+    g1, g2, work1, work2, acc = s.g1, s.g2, s.down1, s.down2, s.acc
     n1 = g1.shape[0]
     hist1 = 2 * n1 - 1
     n2 = g2.shape[0]
@@ -176,19 +194,19 @@ class Oversampler:
         self.channels = int(channels)
         steps = stage_taps(self.factor) + [np.zeros(0)] * 2
         # the symmetric first halves are all the kernels need; an empty second stage means 2x
-        self._g1, self._g2 = (np.ascontiguousarray(g[: g.size // 2]) for g in steps[:2])
-        hist1 = self._g1.size * 2 - 1
-        hist2 = self._g2.size * 2
-        self._up1 = np.zeros((self.channels, hist1 + CHUNK))
-        self._up2 = np.zeros((self.channels, hist2 + 2 * CHUNK))
-        self._down1 = np.zeros((self.channels, 2, hist1 + CHUNK))
-        self._down2 = np.zeros((self.channels, 2, hist2 + 2 * CHUNK))
-        self._acc = np.zeros(2 * CHUNK)
+        g1, g2 = (np.ascontiguousarray(g[: g.size // 2]) for g in steps[:2])
+        hist1 = g1.size * 2 - 1
+        hist2 = g2.size * 2
+        self.state = OversamplerState(
+            g1, g2, np.zeros((self.channels, hist1 + CHUNK)),
+            np.zeros((self.channels, hist2 + 2 * CHUNK)),
+            np.zeros((self.channels, 2, hist1 + CHUNK)),
+            np.zeros((self.channels, 2, hist2 + 2 * CHUNK)), np.zeros(2 * CHUNK))
 
     @property
     def latency(self):
         """Round-trip (upsample then downsample) delay in base-rate samples."""
-        k1, k2 = self._g1.size, self._g2.size  # the K of each step (0: no such step)
+        k1, k2 = self.state.g1.size, self.state.g2.size  # the K of each step (0: no such step)
         if self.factor == 1:
             return 0
         if self.factor == 2:
@@ -197,7 +215,8 @@ class Oversampler:
         return 2 * k1 - 1 + k2
 
     def reset(self):
-        for buf in (self._up1, self._up2, self._down1, self._down2):
+        s = self.state
+        for buf in (s.up1, s.up2, s.down1, s.down2):
             buf[:] = 0.0
 
     def _check(self, low, high, low_name, high_name):
@@ -216,7 +235,7 @@ class Oversampler:
         if self.factor == 1:
             out[...] = x
         else:
-            _upsample(x, out, self._g1, self._g2, self._up1, self._up2, self._acc)
+            upsample(x, out, self.state)
         return out
 
     def downsample(self, x_high, out):
@@ -225,5 +244,5 @@ class Oversampler:
         if self.factor == 1:
             out[...] = x_high
         else:
-            _downsample(x_high, out, self._g1, self._g2, self._down1, self._down2, self._acc)
+            downsample(x_high, out, self.state)
         return out

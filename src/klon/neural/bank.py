@@ -16,19 +16,20 @@ is always the one it would have had if it had run all along:
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from klon.pedal.stages import SMOOTHING_SECONDS, check_knob
-from klon.dsp.smoothing import smoother_set_target
 from klon.core.errors import KlonError
-from klon.neural.kernels import HISTORY, bracket, compiled
+from klon.core.paths import SHIPPED_MODELS, shipped_sets
+from klon.core.processor import Knob, Processor, check_knob
+from klon.dsp.smoothing import CURRENT, TARGET, smoother_set_target
+from klon.neural.kernels import HISTORY, BankState, bracket, compiled
 from klon.neural.model import load_model, rest_state
+from klon.pedal.stages import SharedStages
 
-SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "models"
 
-
-def model_set_files(models):
+def model_set_files(models: str | os.PathLike) -> list[Path]:
     """The JSON files of a model set: a shipped set's name (a folder in klon/models) or a
     folder path."""
     name = os.fspath(models)
@@ -44,23 +45,19 @@ def model_set_files(models):
     return files
 
 
-def shipped_sets():
-    """Names of the model sets installed with klon."""
-    if not SHIPPED_MODELS.is_dir():
-        return []
-    return sorted(p.name for p in SHIPPED_MODELS.iterdir() if p.is_dir() and any(p.glob("*.json")))
+class ModelBank(Processor):
+    """Gain -> model: the neural engine's gain stage. `models`: a folder (or shipped set name),
+    or a list of files/ModelSpecs, or a dict {gain: file or ModelSpec}. Each model's Gain comes
+    from the dict key, else its metadata, else its file name (centaur_25.json: 0.25).
 
-
-class ModelBank:
-    """Gain -> model. `models`: a folder (or shipped set name), or a list of files/ModelSpecs,
-    or a dict {gain: file or ModelSpec}. Each model's Gain comes from the dict key, else its
-    metadata, else its file name (centaur_25.json: 0.25).
-
-    One model alone is used at every Gain; a model with two inputs gets the smoothed Gain as its
+    One model alone is used at every Gain; a model with two inputs gets the gliding Gain as its
     second input (a Gain-conditioned model). Outside the bank's range the nearest model plays.
     """
 
-    def __init__(self, models, gain=0.5, channels=1):
+    engine = "neural"
+    gain = Knob("Gain, 0..1: picks (and mixes) the models trained nearest to it")
+
+    def __init__(self, models: Any, gain: float = 0.5, channels: int = 1):
         specs = _specs(models)
         first = specs[0][1]
         for _, spec in specs[1:]:
@@ -79,77 +76,61 @@ class ModelBank:
         self.positions = np.array([g for g, _ in specs], dtype=np.float64)
         self.sample_rate = first.sample_rate
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
-        self.run_bank, self.run_pedal = kernels["run_bank"], kernels["run_pedal"]
+        self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
         self._warm_up = kernels["warm_up"]
         self._rest = np.stack([rest_state(spec, kernels) for spec in self.specs])
-        self.smoother = np.zeros(4)
-        self.smoother[:2] = check_knob("gain", gain)
-        self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
+        self.init_knobs(gain=gain)
+        self.channels = channels
         self.reset(channels)
         # compiled now, not at the first turn of the knob (a no-op: that model already runs)
-        self._warm_up(*self._warm_up_args(), self.running[0], self.running[0])
+        self._warm_up(self.kernel_state, self._rest, self.running[0], self.running[0])
 
     @property
-    def gain(self):
-        return self.smoother[1]
+    def tone_rate(self) -> float:
+        """The rate the pedal's treble control runs at beside this stage: the host rate."""
+        return self.sample_rate
 
-    @gain.setter
-    def gain(self, value):
-        value = check_knob("gain", value)
-        # every model the glide passes starts running (warm) before the glide starts; no
-        # sorted(), min() or max() here: they make Python objects, and `klon live` sets the
-        # knob from its audio thread
-        now, end = self.smoother.item(0), value
+    def knob_moving(self, name: str, value: float) -> None:
+        """Every model the Gain's glide passes starts running (warm) before the glide starts.
+        No sorted(), min() or max() here: they make Python objects, and `klon live` sets the
+        knob from its audio thread."""
+        now, end = self.glide.item(CURRENT), value
         if end < now:
             now, end = end, now
         first = _needed(self.positions, now)[0]
         last = _needed(self.positions, end)[1]
-        self._warm_up(*self._warm_up_args(), first, last)
-        smoother_set_target(self.smoother, value, self._ramp_samples)
+        self._warm_up(self.kernel_state, self._rest, first, last)
 
-    def _warm_up_args(self):
-        return self.rows, self._rest, self.positions, self.smoother, self.running, self.history
-
-    def reset(self, channels=None):
-        """Every model back to rest and the Gain at its target; a channel count re-sizes the
+    def reset(self, channels: int | None = None) -> None:
+        """Every model back to rest and the Gain at its value; a channel count re-sizes the
         state. Row model * channels + channel holds one model's weights and state for one
         channel."""
         channels = self.channels if channels is None else channels
         self.channels = channels
-        smoother_set_target(self.smoother, self.smoother[1], 0)
-        self.rows = np.repeat(self._rest, channels, axis=0)
+        self.glide = self.glides["gain"]
+        smoother_set_target(self.glide, self.glide.item(TARGET), 0)
         # the history starts as the zeros of the pre-roll that put every model at rest
-        self.history = np.zeros((channels, HISTORY), dtype=np.float32)
         self.running = np.zeros(3, dtype=np.int64)
-        self.running[:2] = _needed(self.positions, self.smoother[0])
+        self.running[:2] = _needed(self.positions, self.glide.item(CURRENT))
+        self.kernel_state = BankState(np.repeat(self._rest, channels, axis=0), self.positions,
+                                      self.glide, self.running,
+                                      np.zeros((channels, HISTORY), dtype=np.float32))
+        self.prepare(0)
 
-    def kernel_args(self):
-        """What run_bank and run_pedal need besides the audio."""
-        return self.rows, self.positions, self.smoother, self.running, self.history
+    def prepare(self, frames: int) -> None:
+        """The pedal chain's work buffer for blocks of up to `frames` (grown, never shrunk)."""
+        self.work = np.zeros((self.channels, max(frames, 256)))
 
-    def process(self, block, out=None):
-        """Stream a block, (frames,) or (channels, frames); returns float32 (or fills `out`)."""
-        x = np.asarray(block)
-        if x.ndim not in (1, 2) or x.dtype.kind != "f":
-            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
-                            f"{x.dtype} with shape {x.shape}")
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
-        if x2.shape[0] != self.channels:
-            self.reset(x2.shape[0])
-        if out is None:
-            out = np.empty(x.shape, dtype=np.float32)
-        y2 = out if out.ndim == 2 else out.reshape(x2.shape)
-        if not self.run_bank(x2, y2, *self.kernel_args()):
+    def render(self, x: np.ndarray, y: np.ndarray) -> None:
+        if not self._run_bank(x, y, self.kernel_state):
             raise KlonError("audio contains NaN or Inf samples")
-        return out
 
-    def __call__(self, x):
-        """A whole signal from rest."""
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            x = x.astype(np.float32)
-        self.reset(1 if x.ndim == 1 else x.shape[0])
-        return self.process(x)
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: SharedStages) -> bool:
+        """The whole neural pedal on a checked block (x, y channels x frames), this bank
+        between the shared stages; False if x holds NaN or Inf."""
+        if x.shape[1] > self.work.shape[1]:
+            self.prepare(x.shape[1])
+        return self._run_pedal(x, y, self.work, self.kernel_state, stages)
 
 
 def _needed(positions, gain):

@@ -24,6 +24,7 @@ import os
 import sys
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -40,6 +41,16 @@ ALIGN = 16  # float32 per 64-byte cache line: each block of a row starts on a li
 
 HALF = np.float32(0.5)
 HISTORY = 2048  # bank inputs kept per channel for models that start running (46 ms at 44.1 kHz)
+
+
+class BankState(NamedTuple):
+    """What the bank kernels read and write (see klon.neural.bank)."""
+
+    rows: np.ndarray  # float32, row model * channels + channel: one model's weights and state
+    positions: np.ndarray  # the models' Gain settings, ascending
+    glide: np.ndarray  # the Gain knob's smoother (klon.dsp.smoothing)
+    running: np.ndarray  # [first running model, last running model, next history slot]
+    history: np.ndarray  # channels x HISTORY: the last inputs, a ring, for warm_up's replay
 
 
 @njit(cache=True)
@@ -194,16 +205,17 @@ def run_mono(x, y, m):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def _bank(x, y, n, m, positions, smoother, running, history):
-    """The first n frames of x (channels x frames) through the running models (row model *
-    channels + channel of m), mixing the two whose Gain positions bracket the smoothed Gain.
-    running = [first model, last model, next history slot]; history: the last HISTORY inputs per
-    channel (a ring), from which a model that starts running replays its state (warm_up)."""
+def _bank(x, y, n, bank):
+    """The first n frames of x (channels x frames) through the running models of the BankState
+    (row model * channels + channel of its rows), mixing the two whose Gain positions bracket
+    the gliding Gain."""
+    m, positions, glide, running, history = (bank.rows, bank.positions, bank.glide,
+                                             bank.running, bank.history)
     channels = x.shape[0]
     for t in range(n):
-        gain = smoother_next(smoother)
+        gain = smoother_next(glide)
         low, fraction = bracket(positions, gain)
-        if smoother[3] == 0.0:  # at rest: only the bracketing models run
+        if glide[REMAINING] == 0.0:  # at rest: only the bracketing models run
             running[0] = low if fraction < 1.0 else low + 1
             running[1] = low + 1 if fraction > 0.0 else low
         slot = running[2]
@@ -222,11 +234,12 @@ def _bank(x, y, n, m, positions, smoother, running, history):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def warm_up(m, rest, positions, smoother, running, history, first, last):
+def warm_up(bank, rest, first, last):
     """Start models first..last running: each one not running yet starts from rest and replays
     the history, so it joins in the state it would have had if it had run all along."""
+    m, running, history = bank.rows, bank.running, bank.history
     channels = history.shape[0]
-    gain = smoother[0]
+    gain = bank.glide[0]
     for model in range(first, last + 1):
         if not running[0] <= model <= running[1]:
             for c in range(channels):
@@ -244,17 +257,17 @@ def warm_up(m, rest, positions, smoother, running, history, first, last):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def run_bank(x, y, m, positions, smoother, running, history):
+def run_bank(x, y, bank):
     if not all_finite(x):
         return False
-    _bank(x, y, x.shape[1], m, positions, smoother, running, history)
+    _bank(x, y, x.shape[1], bank)
     return True
 
 
 @njit(error_model="numpy", cache=CACHE)
-def run_pedal(x, y, work, m, positions, smoother, running, history, buffer_args, tone_args,
-              output_args):
-    """Input buffer -> model bank -> treble control -> output stage, one block in one call."""
+def run_pedal(x, y, work, bank, stages):
+    """The neural engine's pedal: input buffer -> model bank -> treble control -> output
+    stage (the SharedStages), one block in one call."""
     if not all_finite(x):
         return False
     n = x.shape[1]
@@ -262,10 +275,10 @@ def run_pedal(x, y, work, m, positions, smoother, running, history, buffer_args,
     for c in range(x.shape[0]):
         for t in range(n):
             a[c, t] = x[c, t]
-    run_stage(INPUT_BUFFER, a, a, *buffer_args)
-    _bank(a, a, n, m, positions, smoother, running, history)
-    run_stage(TONE, a, a, *tone_args)
-    run_stage(OUTPUT_STAGE, a, a, *output_args)
+    run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
+    _bank(a, a, n, bank)
+    run_stage(TONE, a, a, stages.tone)
+    run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
     for c in range(x.shape[0]):
         for t in range(n):
             y[c, t] = a[c, t]
@@ -278,7 +291,7 @@ import numpy as np
 from numba import njit
 
 from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, run_stage
-from klon.dsp.smoothing import smoother_next
+from klon.dsp.smoothing import REMAINING, smoother_next
 from klon.neural.kernels import FASTMATH, HALF, HISTORY, all_finite, bracket, fast_tanh
 
 # only the step is fastmath: in a function compiled with no-NaN/no-Inf flags the NaN/Inf checks

@@ -1,6 +1,8 @@
 """Component values of the Klon Centaur, by ElectroSmash designator (see docs/circuit.md)."""
 from dataclasses import dataclass
 
+from klon.core.errors import KlonError
+
 # resistors (ohms)
 R1, R2 = 10e3, 1e6
 R5, R6, R7, R8, R9, R10, R11, R12, R13 = 5.1e3, 10e3, 1.5e3, 1.5e3, 1e3, 2e3, 15e3, 422e3, 1e3
@@ -57,3 +59,11 @@ DIODES = {
                              "D(Is=19.4n Rs=0.01 N=0.733 Eg=0.718 Xti=0.535 Cjo=2.05n Vj=0.4 M=0.41)"),
 }
 THERMAL_VOLTAGE = 0.025865  # kT/q at 27 C, SPICE's nominal temperature
+
+
+def diode(name: str) -> DiodeModel:
+    """The diode model called `name` (case ignored), or a KlonError listing the choices."""
+    try:
+        return DIODES[name.lower()]
+    except (KeyError, AttributeError):
+        raise KlonError(f"unknown diode {name!r}: choose one of {', '.join(DIODES)}") from None

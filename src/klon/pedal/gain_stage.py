@@ -19,20 +19,25 @@ that run one after the other each sample (all AC volts around the 4.5 V bias):
 Everything runs at the oversampled rate in one compiled kernel. A moving Gain knob glides over
 50 ms in steps of RAMP_STEP samples; at each step the pots move and the WDF maps are derived
 anew (their capacitor states carry over untouched, so nothing jumps).
+
+In the pedal, `run_pedal` is the circuit engine's chain: input buffer, up-sampler, this stage,
+treble control, down-sampler and output stage in one compiled call per piece of a block.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from klon import wdf
-from klon.dsp.oversampling import Oversampler
-from klon.dsp.smoothing import smoother_set_target, smoother_skip
 from klon.core.errors import KlonError
-from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
-from klon.wdf.tree import VALUE, state_space_step
+from klon.core.processor import Knob, Processor
+from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
+from klon.dsp.smoothing import CURRENT, REMAINING, smoother_skip
 from klon.pedal import components as c
-from klon.pedal.stages import check_knob
+from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, SharedStages, run_stage
+from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
+from klon.wdf.tree import state_space_step
 
-SMOOTHING_SECONDS = 0.05
 RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms at 44.1 kHz)
 
 # layout of the coefficient array the kernel reads
@@ -83,11 +88,27 @@ def build_clipper_tree(sample_rate, diode):
     return tree, gang_b_top, gang_b_bottom
 
 
+class GainStageState(NamedTuple):
+    """What run_gain_stage reads and writes. Every state array has a row per channel (separate
+    rows let the CPU overlap the channels' dependency chains)."""
+
+    coef: np.ndarray  # RS .. CLIP_PORT
+    pre_matrix: np.ndarray  # the pre-amp + FF1 tree's state-space step
+    clip_matrix: np.ndarray  # the clipper + FF2 tree's
+    clip_root: np.ndarray  # the diode pair's parameters
+    pre_z: np.ndarray  # channels x the pre-amp tree's working vector
+    clip_z: np.ndarray
+    pre_result: np.ndarray
+    clip_result: np.ndarray
+    opamp_state: np.ndarray  # channels x (C7, C8, C13 histories)
+
+
 @njit(cache=True, error_model="numpy")
-def run_gain_stage(x, y, coef, pre_matrix, clip_matrix, clip_root, pre_z, clip_z, pre_result,
-                   clip_result, opamp_state):
-    """x, y: channels x frames at the oversampled rate. Every state array has a row per channel
-    (separate rows let the CPU overlap the channels' dependency chains)."""
+def run_gain_stage(x, y, s):
+    """x, y: channels x frames at the oversampled rate; s: the GainStageState."""
+    coef, pre_matrix, clip_matrix, clip_root = s.coef, s.pre_matrix, s.clip_matrix, s.clip_root
+    pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
+    opamp_state = s.opamp_state
     n_pre = pre_result.shape[1] - 2  # states of the pre-amp tree (it has two outputs)
     n_clip = clip_result.shape[1] - 3  # states of the clipper tree (three outputs)
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
@@ -136,7 +157,56 @@ def run_gain_stage(x, y, coef, pre_matrix, clip_matrix, clip_root, pre_z, clip_z
             y[ch, t] = v_out
 
 
-class GainStage:
+class PedalWork(NamedTuple):
+    """The circuit chain's work buffers: a piece of a block at the base rate and at the
+    oversampled rate (in and out of the gain stage)."""
+
+    low: np.ndarray
+    high: np.ndarray
+    high_out: np.ndarray
+
+
+@njit(cache=True, error_model="numpy")
+def run_circuit_pedal(x, y, start, stop, work, stages, oversampler, gain_stage):
+    """Frames start..stop of a block through every stage of the circuit engine's pedal: one
+    compiled call, so a block costs one dispatch however many stages there are. Refuses
+    (returns False, touching nothing) if the input holds NaN or Inf."""
+    n = stop - start
+    for ch in range(x.shape[0]):
+        for t in range(n):
+            v = x[ch, start + t]
+            if not np.isfinite(v):
+                return False
+            work.low[ch, t] = v
+    a = work.low[:, :n]
+    h = work.high[:, :n * (work.high.shape[1] // work.low.shape[1])]
+    ho = work.high_out[:, :h.shape[1]]
+    run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
+    if oversampler.g1.shape[0] == 0:  # no oversampling
+        run_gain_stage(a, a, gain_stage)
+        run_stage(TONE, a, a, stages.tone)
+    else:
+        upsample(a, h, oversampler)
+        run_gain_stage(h, ho, gain_stage)
+        run_stage(TONE, ho, ho, stages.tone)
+        downsample(ho, a, oversampler)
+    run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
+    for ch in range(x.shape[0]):
+        for t in range(n):
+            y[ch, start + t] = a[ch, t]
+    return True
+
+
+def circuit_gain_stage(sample_rate: float, gain: float = 0.5, diode: str | None = None,
+                       oversampling: int | None = None, models=None, model=None) -> "GainStage":
+    """The circuit engine's gain stage for a pedal (see klon.pedal.centaur.GAIN_STAGES)."""
+    if models is not None or model is not None:
+        raise KlonError("models= and model= choose the neural engine's models: "
+                        "pass engine='neural'")
+    return GainStage(sample_rate, gain, "1n34a" if diode is None else diode, oversampling)
+
+
+class GainStage(Processor):
     """The Klon gain stage alone: volts in (the input buffer's output, AC), volts out (U2A's
     output, AC, sign included: the summing amp inverts).
 
@@ -144,145 +214,122 @@ class GainStage:
     whole array removes the lag.
     """
 
-    def __init__(self, sample_rate, gain=0.5, diode="1n34a", oversampling=None, channels=1):
+    engine = "circuit"
+    gain = Knob("Gain, 0..1: the dual-gang pot (gang A in U1B's feedback leg, gang B in FF2)")
+
+    def __init__(self, sample_rate: float, gain: float = 0.5, diode: str = "1n34a",
+                 oversampling: int | None = None, channels: int = 1):
         self.sample_rate = float(sample_rate)
-        self.diode = _diode(diode)
-        self.oversampling = default_oversampling(sample_rate) if oversampling is None else oversampling
+        self.diode = c.diode(diode)
+        self.oversampling = (default_oversampling(sample_rate) if oversampling is None
+                             else oversampling)
         if self.oversampling not in (1, 2, 4):
             raise KlonError(f"oversampling must be 1, 2 or 4, got {oversampling}")
         self.channels = channels
+        self.init_knobs(gain=gain)
+        self.glide = self.glides["gain"]
         high_rate = self.sample_rate * self.oversampling
-        gain = check_knob("gain", gain)
-        self._pre, self._gang_a_top = build_preamp_tree(high_rate)
-        self._clip, self._gang_b_top, self._gang_b_bottom = build_clipper_tree(high_rate, self.diode)
-        self.clip_root = self._clip.root_params
+        self.preamp, gang_a_top = build_preamp_tree(high_rate)
+        self.clipper, gang_b_top, gang_b_bottom = build_clipper_tree(high_rate, self.diode)
+        self.gang_a_top = self.preamp.pot(gang_a_top)
+        self.gang_b_top = self.clipper.pot(gang_b_top)
+        self.gang_b_bottom = self.clipper.pot(gang_b_bottom)
         g7, g8, g13 = (2.0 * cap * high_rate for cap in (c.C7, c.C8, c.C13))
         self.coef = np.zeros(13)
         self.coef[[Y7, G7, Y8, G8, Y20, G13]] = (1 / c.R11 + g7, g7, 1 / c.R12 + g8, g8,
                                                  1 / c.R20 + g13, g13)
         self.coef[[AMP_LOW, AMP_HIGH]] = c.output_limits(c.U1_RAILS)
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
-        self.smoother = np.array([gain, gain, 0.0, 0.0])
-        self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
-        # the Gain pot's rows in the trees' node tables, written in place while the knob glides
-        # (set_resistances' dicts would make Python objects every RAMP_STEP samples)
-        self._gang_rows = (self._pre.index_of(self._gang_a_top),
-                           self._clip.index_of(self._gang_b_top),
-                           self._clip.index_of(self._gang_b_bottom))
-        self._apply_gain(gain)
+        self._set_pots(self.glide.item(CURRENT))
         self._allocate_state()
 
-    def _apply_gain(self, gain):
+    @property
+    def tone_rate(self) -> float:
+        """The rate the pedal's treble control runs at beside this stage: the oversampled one
+        (at 44.1 kHz the bilinear transform would bend the +17 dB top octave by a few %)."""
+        return self.sample_rate * self.oversampling
+
+    def _set_pots(self, gain):
         top, bottom = c.pot_halves(c.GAIN_POT, gain)  # both >= POT_MINIMUM > 0
-        a_top, b_top, b_bottom = self._gang_rows
-        self._pre.nodes[a_top, VALUE] = top
-        self._clip.nodes[b_top, VALUE] = top
-        self._clip.nodes[b_bottom, VALUE] = bottom
-        self._pre.derive()
-        self._clip.derive()
+        self.gang_a_top.set(top)
+        self.gang_b_top.set(top)
+        self.gang_b_bottom.set(bottom)
+        self.preamp.derive()
+        self.clipper.derive()
         self.coef[RS] = bottom + c.R10  # gang A's bottom and R10: the series part of U1B's ground leg
-        self.coef[PRE_PORT] = self._pre.port_resistance
-        self.coef[CLIP_PORT] = self._clip.port_resistance
+        self.coef[PRE_PORT] = self.preamp.port_resistance
+        self.coef[CLIP_PORT] = self.clipper.port_resistance
 
     def _allocate_state(self):
-        n_pre, n_clip = self._pre.n_states, self._clip.n_states
-        self.oversampler = Oversampler(self.oversampling, self.channels)
-        self.pre_z = np.zeros((self.channels, n_pre + 2))
-        self.pre_result = np.zeros((self.channels, n_pre + 2))
-        self.clip_z = np.zeros((self.channels, n_clip + 3))
-        self.clip_result = np.zeros((self.channels, n_clip + 3))
-        self.opamp_state = np.zeros((self.channels, 3))  # C7, C8, C13 histories
-        self._high = np.zeros((2, self.channels, 0))
+        n_pre, n_clip, channels = self.preamp.n_states, self.clipper.n_states, self.channels
+        self.oversampler = Oversampler(self.oversampling, channels)
+        self.kernel_state = GainStageState(
+            self.coef, self.preamp.matrix, self.clipper.matrix, self.clipper.root_params,
+            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
+            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
+            np.zeros((channels, 3)))
+        self.prepare(0)
+
+    def prepare(self, frames: int) -> None:
+        """Work buffers for blocks of up to `frames` (grown, never shrunk)."""
+        frames = max(frames, 256)
+        f = self.oversampling
+        self.work = PedalWork(np.zeros((self.channels, frames)),
+                              np.zeros((self.channels, frames * f)),
+                              np.zeros((self.channels, frames * f)))
 
     @property
-    def latency(self):
+    def latency(self) -> int:
         return self.oversampler.latency
 
-    @property
-    def gain(self):
-        return self.smoother[1]
-
-    @gain.setter
-    def gain(self, value):
-        smoother_set_target(self.smoother, check_knob("gain", value), self._ramp_samples)
-
-    def reset(self, channels=None):
+    def reset(self, channels: int | None = None) -> None:
         """Clear all state; a new channel count re-sizes it."""
         if channels is not None and channels != self.channels:
             self.channels = channels
             self._allocate_state()
-        for s in (self.pre_z, self.clip_z, self.opamp_state):
-            s[:] = 0.0
+        s = self.kernel_state
+        for state in (s.pre_z, s.clip_z, s.opamp_state):
+            state[:] = 0.0
         self.oversampler.reset()
 
-    def segments(self, n_frames):
-        """(start, stop) pieces of a block, each with the pots set for it: one piece unless
-        the Gain knob is gliding, then one per RAMP_STEP samples."""
-        if self.smoother[3] == 0.0:
-            yield 0, n_frames
-            return
-        start = 0
-        while start < n_frames:
-            stop = self.next_segment(start, n_frames)
-            yield start, stop
-            start = stop
-
-    def next_segment(self, start, n_frames):
-        """While the Gain glides: the end of the piece of a block that begins at `start`, with
-        the pots set for it (what `segments` yields, without a generator: a streaming block then
-        makes no Python objects)."""
+    def next_segment(self, start: int, n_frames: int) -> int:
+        """The end of the piece of a block that begins at `start`, with the pots set for it:
+        the whole block with the Gain at rest, else RAMP_STEP samples of its glide (no
+        generator: a streaming block makes no Python objects)."""
+        if self.glide.item(REMAINING) == 0.0:
+            return n_frames
         stop = start + RAMP_STEP
         if stop > n_frames:  # not min(): in Python 3.11 it makes an iterator
             stop = n_frames
-        if self.smoother.item(3) > 0.0:
-            self._apply_gain(smoother_skip(self.smoother, stop - start))
+        self._set_pots(smoother_skip(self.glide, stop - start))
         return stop
 
-    def kernel_args(self):
-        """What run_gain_stage needs besides the audio."""
-        return (self.coef, self._pre.matrix, self._clip.matrix, self.clip_root, self.pre_z,
-                self.clip_z, self.pre_result, self.clip_result, self.opamp_state)
-
-    def process(self, block, out=None):
-        """Stream a block (1-D mono, or channels x frames); state carries over. A new channel
-        count resets the state."""
-        x = np.asarray(block, dtype=np.float64)
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
-        if x2.shape[0] != self.channels:
-            self.reset(x2.shape[0])
-        n = x2.shape[1]
-        if self._high.shape[2] < n * self.oversampling:
-            self._high = np.zeros((2, self.channels, n * self.oversampling))
-        if out is None:
-            out = np.empty(x.shape)
-        out2 = out.reshape(x2.shape)
+    def render(self, x: np.ndarray, y: np.ndarray) -> None:
+        frames = x.shape[1]
+        if frames > self.work.low.shape[1]:
+            self.prepare(frames)
         f = self.oversampling
-        for start, stop in self.segments(n):
-            high = self._high[0, :, :(stop - start) * f]
-            high_out = self._high[1, :, :(stop - start) * f]
-            self.oversampler.upsample(x2[:, start:stop], high)
-            run_gain_stage(high, high_out, *self.kernel_args())
-            self.oversampler.downsample(high_out, out2[:, start:stop])
-        return out
+        high, high_out = self.work.high, self.work.high_out
+        start = 0
+        while start < frames:
+            stop = self.next_segment(start, frames)
+            n = (stop - start) * f
+            self.oversampler.upsample(x[:, start:stop], high[:, :n])
+            run_gain_stage(high[:, :n], high_out[:, :n], self.kernel_state)
+            self.oversampler.downsample(high_out[:, :n], y[:, start:stop])
+            start = stop
 
-    def __call__(self, audio):
-        """A whole signal, aligned with its input (the oversampling latency removed)."""
-        return offline(self, audio)
-
-
-def offline(processor, audio):
-    """Process a whole array with fresh state and no latency; keeps the input's layout."""
-    x = np.asarray(audio)
-    x2 = x.reshape(1, -1) if x.ndim == 1 else x
-    latency = processor.latency
-    padded = np.concatenate([x2, np.zeros((x2.shape[0], latency), dtype=x2.dtype)], axis=1)
-    processor.reset(x2.shape[0])
-    y = processor.process(padded)[:, latency:]
-    return y[0] if x.ndim == 1 else y
-
-
-def _diode(name):
-    try:
-        return c.DIODES[name.lower()]
-    except (KeyError, AttributeError):
-        raise KlonError(f"unknown diode {name!r}: choose one of {', '.join(c.DIODES)}") from None
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: SharedStages) -> bool:
+        """The whole circuit pedal on a checked block (x, y channels x frames), this stage
+        between the shared ones; False if x holds NaN or Inf."""
+        frames = x.shape[1]
+        if frames > self.work.low.shape[1]:
+            self.prepare(frames)
+        work, oversampler, state = self.work, self.oversampler.state, self.kernel_state
+        start = 0
+        while start < frames:
+            stop = self.next_segment(start, frames)
+            if not run_circuit_pedal(x, y, start, stop, work, stages, oversampler, state):
+                return False
+            start = stop
+        return True

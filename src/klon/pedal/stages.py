@@ -6,16 +6,17 @@ knob glides, so they live together; their formulas are below, each next to its s
 """
 import math
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from klon.core.processor import Knob, Processor, check_knob, new_glide  # noqa: F401 (moving)
 from klon.dsp.bilinear import bilinear1
-from klon.dsp.smoothing import smoother_next, smoother_set_target
-from klon.core.errors import KlonError
+from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
 from klon.pedal import components as c
 
 INPUT_BUFFER, TONE, OUTPUT_STAGE = range(3)
-SMOOTHING_SECONDS = 0.05
 
 
 @njit(cache=True)
@@ -54,15 +55,25 @@ def _discretise(stage, knob, params):
     params[B0], params[B1], params[A1] = bilinear1(b1, b0, a1, a0, c)
 
 
+class StageState(NamedTuple):
+    """What run_stage reads and writes for one stage."""
+
+    state: np.ndarray  # the filter's memory, one per channel
+    glide: np.ndarray  # the knob's smoother (klon.dsp.smoothing)
+    params: np.ndarray  # BILINEAR_C, LOW, HIGH, B0, B1, A1
+
+
 @njit(cache=True, error_model="numpy")
-def run_stage(stage, x, y, state, smoother, params):
-    """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x)."""
+def run_stage(stage, x, y, s):
+    """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x);
+    s: the stage's StageState."""
     n_channels, n_frames = x.shape
+    state, glide, params = s.state, s.glide, s.params
     low = params[LOW]
     high = params[HIGH]
     for t in range(n_frames):
-        if smoother[3] > 0.0:
-            _discretise(stage, smoother_next(smoother), params)
+        if glide[REMAINING] > 0.0:
+            _discretise(stage, smoother_next(glide), params)
         b0 = params[B0]
         b1 = params[B1]
         a1 = params[A1]
@@ -73,77 +84,74 @@ def run_stage(stage, x, y, state, smoother, params):
             y[ch, t] = min(max(v, low), high)
 
 
-class _LinearStage:
+class LinearStage(Processor):
+    """A first-order stage at `sample_rate`: its StageState in `kernel_state`."""
+
     stage = -1
     rails = c.U2_RAILS
-    knob_name = ""
 
-    def __init__(self, sample_rate, knob=0.5, channels=1):
+    def __init__(self, sample_rate: float, channels: int = 1, **knob: float):
         self.sample_rate = float(sample_rate)
         self.params = np.zeros(6)
         self.params[BILINEAR_C] = 2.0 * self.sample_rate
         self.params[LOW], self.params[HIGH] = self.limits
-        self.smoother = np.zeros(4)
-        self.smoother[:2] = check_knob(self.knob_name, knob) if self.knob_name else 0.0
-        self._ramp_samples = int(round(SMOOTHING_SECONDS * self.sample_rate))
-        _discretise(self.stage, self.smoother[0], self.params)
-        self.state = np.zeros(channels)
+        self.init_knobs(**knob)
+        # the input buffer has no knob: its (unused) glide stays at rest
+        glide = next(iter(self.glides.values())) if self.glides else new_glide(0.0)
+        _discretise(self.stage, glide[CURRENT], self.params)
+        self.channels = channels
+        self.kernel_state = StageState(np.zeros(channels), glide, self.params)
 
     @property
-    def limits(self):
+    def limits(self) -> tuple[float, float]:
         """The op-amp's output swing, AC volts."""
         return c.output_limits(self.rails)
 
-    @property
-    def knob(self):
-        return self.smoother[1]
+    def reset(self, channels: int | None = None) -> None:
+        if channels is not None and channels != self.channels:
+            self.channels = channels
+            self.kernel_state = self.kernel_state._replace(state=np.zeros(channels))
+        self.kernel_state.state[:] = 0.0
 
-    @knob.setter
-    def knob(self, value):
-        smoother_set_target(self.smoother, check_knob(self.knob_name, value), self._ramp_samples)
-
-    def reset(self, channels=None):
-        if channels is not None and channels != self.state.shape[0]:
-            self.state = np.zeros(channels)
-        self.state[:] = 0.0
-
-    def process(self, x, out):
-        """x, out: channels x frames float64 (out may be x)."""
-        run_stage(self.stage, x, out, self.state, self.smoother, self.params)
-        return out
+    def render(self, x: np.ndarray, y: np.ndarray) -> None:
+        run_stage(self.stage, x, y, self.kernel_state)
 
 
-class InputBuffer(_LinearStage):
+class InputBuffer(LinearStage):
     """U1A: a unity follower behind R1 / C1 / R2; clamps at U1's swing (0 / +9 V supplies)."""
 
     stage = INPUT_BUFFER
     rails = c.U1_RAILS
 
-    def __init__(self, sample_rate, channels=1):
-        super().__init__(sample_rate, 0.0, channels)
+    def __init__(self, sample_rate: float, channels: int = 1):
+        super().__init__(sample_rate, channels)
 
 
-class Tone(_LinearStage):
+class Tone(LinearStage):
     """U2B's active treble shelf (treble in [0, 1]); inverts, like the circuit."""
 
     stage = TONE
-    knob_name = "treble"
+    treble = Knob("Treble, 0..1: 1 puts the pot's wiper beside R21 (brightest)")
+
+    def __init__(self, sample_rate: float, treble: float = 0.5, channels: int = 1):
+        super().__init__(sample_rate, channels, treble=treble)
 
 
-class OutputStage(_LinearStage):
+class OutputStage(LinearStage):
     """C15, R25 and the level pot into R28 at the jack (level in [0, 1]); passive, so no clamp."""
 
     stage = OUTPUT_STAGE
-    knob_name = "level"
+    level = Knob("Level, 0..1: the output volume pot")
 
     limits = (-np.inf, np.inf)
 
+    def __init__(self, sample_rate: float, level: float = 0.5, channels: int = 1):
+        super().__init__(sample_rate, channels, level=level)
 
-def check_knob(name, value):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise KlonError(f"{name} must be a number between 0 and 1, got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise KlonError(f"{name} must be between 0 and 1, got {value:g}")
-    return value
+
+class SharedStages(NamedTuple):
+    """The stages both engines share, as their kernels read them."""
+
+    input_buffer: StageState
+    tone: StageState
+    output_stage: StageState

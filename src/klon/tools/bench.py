@@ -12,13 +12,14 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from importlib import metadata
 
 import numpy as np
 
 from klon.core.errors import KlonError
+from klon.core.figures import pyplot, save_figure
+from klon.core.files import atomic_write
 
 ENGINES = ("circuit", "neural", "gru", "torch-gru")
 BLOCKS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -43,19 +44,8 @@ class Runner:
         self.process, self.reset, self.context = process, reset, context
 
 
-def parse_list(text, name, kind=str):
-    """'8,16,64' -> [8, 16, 64]; a KlonError naming the option otherwise."""
-    try:
-        values = [kind(v.strip()) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise KlonError(f"--{name}: expected a comma list of whole numbers, got {text!r}") \
-            from None
-    if not values:
-        raise KlonError(f"--{name}: empty list")
-    return values
-
-
-def check_settings(seconds, blocks, engines, sample_rate, channels, repeats):
+def check_settings(seconds: float, blocks: list[int], engines: list[str], sample_rate: float,
+                   channels: int, repeats: int) -> None:
     """Refuse what cannot be measured, before anything is built."""
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
@@ -78,7 +68,7 @@ def check_settings(seconds, blocks, engines, sample_rate, channels, repeats):
                         f"samples: raise --seconds")
 
 
-def resolve_models(models, sample_rate):
+def resolve_models(models: str | os.PathLike | None, sample_rate: float) -> str | os.PathLike:
     """The model set asked for (checked now, so a bad name fails before any timing), else the
     neural engine's default set for the rate."""
     from klon.neural.bank import model_set_files
@@ -88,19 +78,20 @@ def resolve_models(models, sample_rate):
     return models
 
 
-def gru_model_file(models):
+def gru_model_file(models: str | os.PathLike) -> tuple:
     """The set's model for Gain 0.5 (the knobs' default), else its middle one."""
     from klon.neural.bank import model_set_files
     from klon.neural.model_file import read_model
     files = model_set_files(models)
     specs = [read_model(f) for f in files]
-    for file, spec in zip(files, specs):
+    for file, spec in zip(files, specs, strict=True):
         if spec.gain == 0.5:
             return file, spec
     return files[len(files) // 2], specs[len(files) // 2]
 
 
-def make_runner(engine, sample_rate, channels, models):
+def make_runner(engine: str, sample_rate: float, channels: int,
+                models: str | os.PathLike | None) -> tuple[Runner, str]:
     """The engine ready to stream `channels` x block float32 blocks, and a note (what runs)."""
     if engine in ("circuit", "neural"):
         from klon.pedal import Centaur
@@ -148,7 +139,8 @@ def _torch_runner(channels, hidden=8):
     return Runner(process, reset, context), f"torch {torch.__version__}, one thread"
 
 
-def time_runner(runner, audio, block, repeats, clock):
+def time_runner(runner: Runner, audio: np.ndarray, block: int, repeats: int,
+                clock) -> tuple[list[float], int]:
     """Seconds to stream `audio` (channels x frames) block by block, once per repeat, and the
     frames streamed (whole blocks only)."""
     n_blocks = audio.shape[1] // block
@@ -165,7 +157,7 @@ def time_runner(runner, audio, block, repeats, clock):
     return times, n_blocks * block
 
 
-def machine_info():
+def machine_info() -> dict:
     """CPU, cores, load and the versions that decide the speed."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -206,8 +198,9 @@ class Progress:
         self.stream.flush()
 
 
-def run_bench(seconds=10.0, blocks=BLOCKS, engines=ENGINES, sample_rate=44_100, channels=2,
-              repeats=3, models=None, clock="wall", log=sys.stderr):
+def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate: int = 44_100,
+              channels: int = 2, repeats: int = 3, models: str | os.PathLike | None = None,
+              clock: str = "wall", log=sys.stderr) -> dict:
     """Measure every engine at every block size: a dict with the machine, the settings, notes
     (engines skipped, models used) and one record per engine and block size."""
     blocks, engines = [int(b) for b in blocks], list(engines)
@@ -260,7 +253,7 @@ def run_bench(seconds=10.0, blocks=BLOCKS, engines=ENGINES, sample_rate=44_100, 
     return {"machine": info, "settings": settings, "notes": notes, "records": records}
 
 
-def command_line(settings):
+def command_line(settings: dict) -> str:
     """The `klon bench` command that repeats a run."""
     parts = ["klon bench", f"--seconds {settings['seconds']:g}", f"--repeats {settings['repeats']}"]
     if settings["blocks"] != list(BLOCKS):
@@ -296,7 +289,7 @@ def _table(result):
     return header, rows
 
 
-def describe(result):
+def describe(result: dict) -> list[str]:
     """What was measured, in one paragraph: the text above every table."""
     s, m = result["settings"], result["machine"]
     clock = "wall-clock" if s["clock"] == "wall" else "CPU"
@@ -314,15 +307,18 @@ def describe(result):
     return lines
 
 
-def text_table(result):
+def text_table(result: dict) -> str:
+    """The description and the table as aligned text, for the terminal."""
     header, rows = _table(result)
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(header)]
     lines = describe(result) + [""]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [header] + rows]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+              for row in [header, *rows]]
     return "\n".join(lines) + "\n"
 
 
-def markdown(result):
+def markdown(result: dict) -> str:
+    """bench.md: the command, the description, the table and the spread per run."""
     header, rows = _table(result)
     first, *rest = describe(result)
     lines = [f"`{command_line(result['settings'])}`", "", first, ""] + [f"- {r}" for r in rest]
@@ -343,7 +339,8 @@ CSV_COLUMNS = ("engine", "block_size", "sample_rate", "channels", "seconds_per_s
                "seconds_per_second_min", "seconds_per_second_max", "ns_per_sample")
 
 
-def csv_text(result):
+def csv_text(result: dict) -> str:
+    """bench.csv: one row per engine and block size."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -354,16 +351,12 @@ def csv_text(result):
     return buffer.getvalue()
 
 
-def plot(result, path):
+def plot(result: dict, path: str | os.PathLike) -> None:
     """Block size against s/s per engine (median, min-max band), log-log, with the seed's two
     columns dashed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
-    from klon.tools.demo import save_figure
-
-    fig, ax = plt.subplots(figsize=(10, 5))
+    fig, ax = pyplot().subplots(figsize=(10, 5))
     for engine in result["settings"]["engines"]:
         records = [r for r in result["records"] if r["engine"] == engine]
         if not records:
@@ -382,7 +375,7 @@ def plot(result, path):
     ax.set_yscale("log")
     ticks = sorted(set(result["settings"]["blocks"]) | set(SEED_SECONDS))
     ax.set_xticks(ticks, [str(b) for b in ticks])
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.xaxis.set_minor_locator(NullLocator())
     s, m = result["settings"], result["machine"]
     ax.set(xlabel="block size (samples)", ylabel="compute seconds per second of audio",
            title=f"klon bench: {s['channels']} ch, {s['sample_rate'] / 1000:g} kHz, "
@@ -391,25 +384,9 @@ def plot(result, path):
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
-def write_text(path, text):
-    """Write a file atomically (a temp file beside it, then a rename)."""
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0o600 would hide the file from other users
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def output_folder(out_dir):
+def output_folder(out_dir: str | os.PathLike) -> str | os.PathLike:
     """Make `out_dir` if missing; a KlonError if it cannot be written."""
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -420,28 +397,12 @@ def output_folder(out_dir):
     return out_dir
 
 
-def write_outputs(result, out_dir):
+def write_outputs(result: dict, out_dir: str | os.PathLike) -> list[str]:
     """bench.csv, bench.md, bench.json and bench.png in `out_dir` (made if missing)."""
     output_folder(out_dir)
     paths = [os.path.join(out_dir, f"bench.{ext}") for ext in ("csv", "md", "json", "png")]
-    write_text(paths[0], csv_text(result))
-    write_text(paths[1], markdown(result))
-    write_text(paths[2], json.dumps(result, indent=1) + "\n")
+    atomic_write(paths[0], csv_text(result))
+    atomic_write(paths[1], markdown(result))
+    atomic_write(paths[2], json.dumps(result, indent=1) + "\n")
     plot(result, paths[3])
     return paths
-
-
-def main(args):
-    """The `klon bench` command (args from klon.cli.main)."""
-    output_folder(args.out)  # a bad folder fails now, not after minutes of timing
-    blocks = parse_list(args.blocks, "blocks", int) if args.blocks is not None else BLOCKS
-    engines = parse_list(args.engines, "engines") if args.engines is not None else ENGINES
-    result = run_bench(args.seconds, blocks, engines, args.sample_rate, args.channels,
-                       args.repeats, args.models, args.clock)
-    paths = write_outputs(result, args.out)
-    # with --json, stdout holds the JSON alone
-    print(text_table(result), file=sys.stderr if args.json else sys.stdout)
-    for path in paths:
-        print(path, file=sys.stderr)
-    if args.json:
-        print(json.dumps(result["records"]))

@@ -1,13 +1,13 @@
 """The demo: a synthesized guitar riff through the pedal at a few settings, as WAVs and a plot."""
 import os
 import sys
-import tempfile
 
 import numpy as np
 
 from klon.core import audio
-from klon.pedal import Centaur
+from klon.core.figures import pyplot, save_figure
 from klon.dsp.synth import guitar_riff
+from klon.pedal import Centaur
 
 SAMPLE_RATE = 44_100
 SETTINGS = [  # (name, gain, treble, level)
@@ -17,7 +17,7 @@ SETTINGS = [  # (name, gain, treble, level)
 ]
 
 
-def run_demo(out_dir, seconds=4.0):
+def run_demo(out_dir: str | os.PathLike, seconds: float = 4.0) -> list[str]:
     """The riff through both engines at each setting: input.wav, circuit-<setting>.wav,
     neural-<setting>.wav and demo.png; prints how far apart the engines are (ESR)."""
     from klon.core.metrics import esr
@@ -44,19 +44,16 @@ def run_demo(out_dir, seconds=4.0):
     return paths
 
 
-def plot_comparison(path, x, rows, sample_rate):
+def plot_comparison(path: str | os.PathLike, x: np.ndarray, rows: list, sample_rate: float) -> None:
     """Per setting, the two engines' waveforms (40 ms after the first pluck) and spectra, with
     the input's."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.signal import welch
 
-    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 3.2 * len(rows)), squeeze=False)
+    fig, axes = pyplot().subplots(len(rows), 2, figsize=(12, 3.2 * len(rows)), squeeze=False)
     start = int(0.05 * sample_rate)
     window = slice(start, start + int(0.04 * sample_rate))
     t_ms = np.arange(window.stop - window.start) / sample_rate * 1e3
-    for (title, outputs, difference), (wave_ax, spec_ax) in zip(rows, axes):
+    for (title, outputs, difference), (wave_ax, spec_ax) in zip(rows, axes, strict=True):
         signals = [("input (guitar DI)", x, ":")] + \
             [(engine, y, "-" if engine == "circuit" else "--") for engine, y in outputs.items()]
         for label, signal, style in signals:
@@ -71,20 +68,3 @@ def plot_comparison(path, x, rows, sample_rate):
             ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
-
-
-def save_figure(fig, path):
-    """Write a figure atomically (a temp file in the same folder, then a rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0o600 would hide the figure from other users
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -1,6 +1,6 @@
 """The published models, scored on the reference clips the way the original work scored them.
 
-    .venv/bin/python -m klon.tools.scoring [--data DIR] [--models DIR] [--clips 400]
+    klon score [--data DIR] [--models DIR] [--clips 400]
 
 For each Gain G, centaur_<G>.json runs over klon-ltspice/DataIn/sample0..N-1.wav (x = int16 /
 2^15) against Data<G>/sampleN.wav (y = 2 int16 / 2^15), from rest, scored on samples 14000.. of
@@ -8,7 +8,7 @@ each clip (before that the targets hold the simulator's power-up): ESR = sum((y 
 sum(y^2), as the mean of the per-clip ESRs and over all clips pooled, once with the compiled
 engine (float32) and once with the float64 reference maths.
 """
-import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ PUBLISHED = {0: (0.50, 0.70), 25: (0.51, 0.57), 50: (0.57, 0.50), 75: (0.70, 0.6
              100: (1.63, 1.72)}  # ESR % train / validation, arXiv:2009.02833
 
 
-def read_clips(folder, count):
+def read_clips(folder: str | os.PathLike, count: int) -> np.ndarray:
     """clips x frames int16 WAVs -> float64 array of raw int16 values."""
     clips = []
     for i in range(count):
@@ -37,15 +37,17 @@ def read_clips(folder, count):
     return np.stack(clips)
 
 
-def esr(target, estimate):
+def esr(target: np.ndarray, estimate: np.ndarray) -> tuple[float, float]:
     """(mean of per-clip ESRs, pooled ESR) over the scored part of clips x frames arrays."""
     per_clip, pooled = clip_esr(estimate[:, SCORED_FROM:], target[:, SCORED_FROM:])
     return float(np.mean(per_clip)), pooled
 
 
-def score(data, models, clips=400):
+def score(data: str | os.PathLike, models: str | os.PathLike, clips: int = 400) -> list[tuple]:
     """One row per Gain: (gain %, engine (mean, pooled), float64 (mean, pooled), largest
     |engine - float64| sample difference)."""
+    if clips < 1:
+        raise KlonError(f"--clips must be at least 1, got {clips}")
     data, models = Path(data), Path(models)
     x = read_clips(data / "klon-ltspice" / "DataIn", clips) / 2 ** 15
     rows = []
@@ -59,7 +61,8 @@ def score(data, models, clips=400):
     return rows
 
 
-def markdown(rows, clips):
+def markdown(rows: list[tuple], clips: int) -> str:
+    """The rows as a Markdown table beside the published ESRs."""
     lines = [("| Gain | published train / val ESR % | engine: mean per clip % | engine: pooled % "
               "| float64: mean per clip % | float64: pooled % | largest sample difference |"),
              "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -70,23 +73,3 @@ def markdown(rows, clips):
                      f"{diff:.1e} |")
     lines.append(f"\n{clips} clips, samples {SCORED_FROM}.. of each.")
     return "\n".join(lines)
-
-
-def main(argv=None):
-    from klon.tools.verify import find_data
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="folder holding klon-ltspice and "
-                        "chowcentaur-models (default: ../shared/data, $KLON_DATA)")
-    parser.add_argument("--models", default=None,
-                        help="folder of centaur_<G>.json (default: <data>/chowcentaur-models)")
-    parser.add_argument("--clips", type=int, default=400)
-    args = parser.parse_args(argv)
-    data = find_data(args.data)
-    if data is None:
-        raise SystemExit("no reference data: pass --data (the folder holding klon-ltspice)")
-    models = args.models or data / "chowcentaur-models"
-    print(markdown(score(data, models, args.clips), args.clips))
-
-
-if __name__ == "__main__":
-    main()

@@ -6,22 +6,25 @@ the error-to-signal ratio (ESR) of the model against SPICE over the whole clip.
 import os
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 
 from klon import spice
-from klon.pedal import Centaur, GainStage, InputBuffer, OutputStage, Tone
 from klon.core.errors import KlonError
+from klon.core.files import atomic_write
 from klon.core.metrics import esr
+from klon.core.paths import find_data
 from klon.dsp.synth import guitar_riff, sine_sweep
+from klon.pedal import Centaur, GainStage, InputBuffer, OutputStage, Tone
 
 KNOB_SETTINGS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DIODE_NAMES = ("1n34a", "mbrb2545ct")
 GUITAR_CLIPS = ("sample0", "sample250")
 
 
-def model_output(stage, x, sample_rate, gain=0.5, treble=0.5, level=0.5, diode="1n34a"):
+def model_output(stage: str, x: np.ndarray, sample_rate: float, gain: float = 0.5,
+                 treble: float = 0.5, level: float = 0.5, diode: str = "1n34a") -> np.ndarray:
     """The model's answer for one stage, aligned with its input (as the SPICE runs are)."""
     x2 = np.asarray(x, dtype=np.float64).reshape(1, -1)
     if stage == "input_buffer":
@@ -39,8 +42,8 @@ def model_output(stage, x, sample_rate, gain=0.5, treble=0.5, level=0.5, diode="
 
 def _oversampled(stage_class, x, sample_rate, *knobs):
     """A linear stage run as the pedal runs it: between the gain stage's resamplers."""
-    from klon.pedal.gain_stage import default_oversampling
     from klon.dsp.oversampling import Oversampler
+    from klon.pedal.gain_stage import default_oversampling
     factor = default_oversampling(sample_rate)
     resampler = Oversampler(factor, x.shape[0])
     stage = stage_class(sample_rate * factor, *knobs)
@@ -52,20 +55,8 @@ def _oversampled(stage_class, x, sample_rate, *knobs):
     return padded[:, resampler.latency:]
 
 
-def find_data(data=None):
-    """The reference data folder (holding klon-ltspice/DataIn), or None if there is none."""
-    candidates = [data, os.environ.get("KLON_DATA"),
-                  Path(__file__).resolve().parents[4].parent / "shared" / "data",
-                  Path.cwd().parent / "shared" / "data"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "klon-ltspice" / "DataIn").is_dir():
-            return Path(candidate)
-    if data:
-        raise KlonError(f"no klon-ltspice/DataIn folder under {data}")
-    return None
-
-
-def verification_inputs(quick, data=None, sample_rate=44_100):
+def verification_inputs(quick: bool, data: str | os.PathLike | None = None,
+                        sample_rate: int = 44_100) -> list[tuple[str, np.ndarray]]:
     """(name, volts) pairs: real guitar DI clips when the reference data is here, then sweeps."""
     from klon.core import audio
     folder = find_data(data)
@@ -85,8 +76,9 @@ def verification_inputs(quick, data=None, sample_rate=44_100):
     return inputs
 
 
-def cases(quick):
-    """(stage, knobs) pairs: every stage at five settings of its knob, the gain stage with both diodes."""
+def cases(quick: bool) -> Iterator[tuple[str, dict]]:
+    """(stage, knobs) pairs: every stage at five settings of its knob, the gain stage with both
+    diodes."""
     settings = (0.0, 0.5, 1.0) if quick else KNOB_SETTINGS
     yield "input_buffer", {}
     for diode in DIODE_NAMES:
@@ -105,8 +97,10 @@ def _spice_job(job):
     return spice.simulate(stage, x, sample_rate, opamp=opamp, **knobs)
 
 
-def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, sample_rate=44_100,
-                     jobs=None):
+def run_verification(quick: bool = False, opamp: str = "ideal",
+                     data: str | os.PathLike | None = None,
+                     markdown_path: str | os.PathLike | None = None, sample_rate: int = 44_100,
+                     jobs: int | None = None) -> list[tuple[str, str, str, float]]:
     """Print (and optionally write as Markdown) the ESR of every stage against ngspice."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -119,7 +113,7 @@ def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, 
     rows = []
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count()) as pool:
         references = pool.map(_spice_job, [(s, k, x, sample_rate, opamp) for s, k, _, x in work])
-        for (stage, knobs, name, x), reference in zip(work, references):
+        for (stage, knobs, name, x), reference in zip(work, references, strict=True):
             setting = ", ".join(f"{k} {v}" for k, v in knobs.items()) or "-"
             score = 100.0 * esr(reference, model_output(stage, x, sample_rate, **knobs))
             rows.append((stage, setting, name, score))
@@ -134,12 +128,11 @@ def run_verification(quick=False, opamp="ideal", data=None, markdown_path=None, 
     return rows
 
 
-def write_markdown(path, rows, opamp, quick):
-    command = "klon verify" + (" --quick" if quick else "") + (f" --opamp {opamp}" if opamp != "ideal" else "")
+def write_markdown(path: str | os.PathLike, rows: list, opamp: str, quick: bool) -> None:
+    """The table as Markdown, with the command that measured it."""
+    command = ("klon verify" + (" --quick" if quick else "")
+               + (f" --opamp {opamp}" if opamp != "ideal" else ""))
     lines = [f"Measured with `{command}` ({opamp} op-amps in the netlists).", "",
              "| stage | setting | input | ESR % |", "|---|---|---|---:|"]
     lines += [f"| {s} | {k} | {i} | {e:.2e} |" for s, k, i, e in rows]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines) + "\n")

@@ -8,16 +8,19 @@ klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that 
 import datetime
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from klon.core import audio
-from klon.pedal import GainStage
 from klon.core.errors import KlonError
+from klon.core.files import atomic_write
 from klon.dsp.synth import guitar_phrases
+from klon.pedal import GainStage
 
-def input_files(paths):
+
+def input_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Audio files named directly or found (non-recursively) in named folders, in order."""
     files = []
     for path in map(Path, paths):
@@ -30,7 +33,8 @@ def input_files(paths):
     return files
 
 
-def synthetic_inputs(seconds, sample_rate, seed=0, clip_seconds=4.0):
+def synthetic_inputs(seconds: float, sample_rate: int, seed: int = 0,
+                     clip_seconds: float = 4.0) -> list[tuple[str, np.ndarray]]:
     """Generated playing at DI levels: clips of `clip_seconds` whose RMS is log-uniform between
     10 and 300 mV (the reference DI clips span 13..250 mV), peaks capped at 2 V."""
     rng = np.random.default_rng(seed)
@@ -46,8 +50,9 @@ def synthetic_inputs(seconds, sample_rate, seed=0, clip_seconds=4.0):
     return clips
 
 
-def render(inputs, out_dir, gain, diode="1n34a", sample_rate=None, input_gain_db=0.0,
-           synth_seconds=0.0, seed=0, log=None):
+def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain: float,
+           diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
+           synth_seconds: float = 0.0, seed: int = 0, log=None) -> Path:
     """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
     `inputs` are audio files or folders; `synth_seconds` of generated playing are added."""
     out = Path(out_dir)
@@ -94,7 +99,5 @@ def render(inputs, out_dir, gain, diode="1n34a", sample_rate=None, input_gain_db
                 "clips": len(clips), "inputs": [str(p) for p in files],
                 "synth_seconds": synth_seconds, "seed": seed,
                 "created": datetime.date.today().isoformat()}
-    temporary = out / ".dataset.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(temporary, out / "dataset.json")
+    atomic_write(out / "dataset.json", json.dumps(manifest, indent=2) + "\n")
     return out

@@ -4,10 +4,10 @@ from klon.wdf.elements import (
     Resistor, Series, ShortRoot, VoltageSource,
 )
 from klon.wdf.omega import diode_pair_voltage, diode_voltage, wright_omega
-from klon.wdf.wdf import WDF
+from klon.wdf.wdf import WDF, PotHandle
 
 __all__ = [
     "WDF", "Capacitor", "DiodePairRoot", "DiodeRoot", "IdealVoltageSourceRoot", "Inductor",
-    "OpenRoot", "Parallel", "Resistor", "Series", "ShortRoot", "VoltageSource",
+    "OpenRoot", "Parallel", "PotHandle", "Resistor", "Series", "ShortRoot", "VoltageSource",
     "diode_pair_voltage", "diode_voltage", "wright_omega",
 ]

@@ -94,6 +94,10 @@ class WDF:
         except KeyError:
             raise ValueError(f"{element!r} is not in this tree") from None
 
+    def pot(self, element):
+        """A handle that moves `element` (a resistor) without allocating: see PotHandle."""
+        return PotHandle(self, element)
+
     def set_resistance(self, element, resistance):
         """A pot or a variable resistor moved: the next sample sees the new value."""
         self.set_resistances({element: resistance})
@@ -109,6 +113,8 @@ class WDF:
         self.derive()
 
     def derive(self):
+        """Derive the state-space matrix from the element values: after pots moved (several
+        PotHandle.set calls share one derive). The stored waves carry over untouched."""
         k.derive_state_space(self.topology, self.children, self.order, self.nodes,
                              1.0 / self.sample_rate, len(self.source_names), self.output_nodes,
                              self.output_quantities, *self._probe, self.matrix)
@@ -141,3 +147,33 @@ class WDF:
         else:
             raise ValueError("method must be 'state_space' or 'waves'")
         return outputs
+
+
+class PotHandle:
+    """One resistor of a tree (a pot's half, a variable resistor), moved at run time.
+
+    `set(ohms)` writes the new value and defers the update, so that several pots moved
+    together cost one `tree.derive()`; `move(ohms)` is set and derive in one. Neither makes a
+    Python object, so a knob can move from an audio thread."""
+
+    def __init__(self, tree, element):
+        if element.kind != RESISTOR:
+            raise ValueError("only resistors can be moved at run time")
+        self.tree = tree
+        self._values = tree.nodes[:, k.VALUE]  # a view: writing it writes the tree
+        self._row = tree.index_of(element)
+
+    @property
+    def resistance(self):
+        return self._values[self._row]
+
+    def set(self, ohms):
+        """The new value, seen by the next `tree.derive()`."""
+        if not ohms > 0.0:
+            raise ValueError(f"resistance must be positive, got {ohms}")
+        self._values[self._row] = ohms
+
+    def move(self, ohms):
+        """The new value, in effect from the next sample."""
+        self.set(ohms)
+        self.tree.derive()

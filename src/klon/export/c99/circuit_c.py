@@ -15,18 +15,19 @@ templates in `c/` filled with what the Python model defines, so the C cannot dri
 Precision is chosen per quantity (PRECISIONS): the state-space maps and states, the diode
 solve, the op-amp stages and the oversampling filters can each be float or double.
 """
+import os
 from pathlib import Path
 
 import numpy as np
 
-from klon.pedal import components as c
-from klon.pedal.gain_stage import (
-    RAMP_STEP, SMOOTHING_SECONDS, _diode, build_clipper_tree, build_preamp_tree,
-)
-from klon.pedal.centaur import check_sample_rate
-from klon.dsp.oversampling import Oversampler, stage_taps
 from klon.core.errors import KlonError
+from klon.core.files import atomic_write
+from klon.core.processor import GLIDE_SECONDS, check_sample_rate
+from klon.dsp.oversampling import Oversampler, stage_taps
+from klon.export.c99.literals import c_literal, c_table, fill_template
 from klon.export.c99.wdf_c import derive_c
+from klon.pedal import components as c
+from klon.pedal.gain_stage import RAMP_STEP, build_clipper_tree, build_preamp_tree
 
 TEMPLATES = Path(__file__).with_name("templates")
 HEADER, SOURCE = "klon_circuit_gain.h", "klon_circuit_gain.c"
@@ -55,26 +56,6 @@ FAST_NEWTON_STEPS = 1
 EXP_DEGREE, LOG_DEGREE = 5, 5
 
 
-def _literal(x, ctype="double"):
-    text = repr(float(x))
-    if "e" not in text and "." not in text:
-        text += ".0"
-    return text + ("f" if ctype == "float" else "")
-
-
-def _float_table(name, values, ctype="double"):
-    rows, line = [], []
-    for v in values:
-        line.append(_literal(v, ctype))
-        if len(line) == 4:
-            rows.append(", ".join(line))
-            line = []
-    if line:
-        rows.append(", ".join(line))
-    body = ",\n    ".join(rows)
-    return f"static const {ctype} {name}[{len(values)}] = {{\n    {body}\n}};"
-
-
 def _derive(tree, variables):
     """The body of a derive_* function: the tree's maps into m, its port resistance returned."""
     lines, port = derive_c(tree, variables)
@@ -97,24 +78,25 @@ def _precision(precision):
 
 def _polynomial(coefficients, variable, ctype):
     """Horner form of sum c_i x^i as C text."""
-    text = _literal(coefficients[-1], ctype)
+    text = c_literal(coefficients[-1], ctype)
     for c_i in coefficients[-2::-1]:
-        text = f"{_literal(c_i, ctype)} + {variable} * ({text})"
+        text = f"{c_literal(c_i, ctype)} + {variable} * ({text})"
     return text
 
 
-def fast_exp_log_coefficients():
+def fast_exp_log_coefficients() -> tuple[np.ndarray, np.ndarray]:
     """Polynomials for exp(r), |r| <= ln2 / 2, and log(1 + t), 1/sqrt2 <= 1 + t <= sqrt2:
     Chebyshev fits (log's through log1p(t) / t, so it is exact at 0). Max errors: exp 1e-7
     relative, log 4e-7 absolute (in float arithmetic about twice that)."""
     half = np.log(2.0) / 2.0
     nodes = np.cos(np.linspace(0.0, np.pi, 2000))
     r = nodes * half
-    exp = np.polynomial.chebyshev.cheb2poly(np.polynomial.chebyshev.chebfit(r, np.exp(r), EXP_DEGREE))
+    chebyshev = np.polynomial.chebyshev
+    exp = chebyshev.cheb2poly(chebyshev.chebfit(r, np.exp(r), EXP_DEGREE))
     low, high = 2.0 ** -0.5 - 1.0, 2.0 ** 0.5 - 1.0
     t = (nodes + 1.0) / 2.0 * (high - low) + low
-    fit = np.polynomial.chebyshev.chebfit(t, np.log1p(t) / t, LOG_DEGREE - 1)
-    log = np.concatenate([[0.0], np.polynomial.chebyshev.cheb2poly(fit)])
+    fit = chebyshev.chebfit(t, np.log1p(t) / t, LOG_DEGREE - 1)
+    log = np.concatenate([[0.0], chebyshev.cheb2poly(fit)])
     return exp, log
 
 
@@ -137,8 +119,8 @@ static float exp_fast(float x)
     float k, r;
     x = x < -80.0f ? -80.0f : x;
     x = x > 80.0f ? 80.0f : x;
-    k = (x * {_literal(1.0 / ln2, 'float')} + 12582912.0f) - 12582912.0f;   /* round(x / ln2) */
-    r = x - k * {_literal(ln2_high, 'float')} - k * {_literal(ln2 - ln2_high, 'float')};
+    k = (x * {c_literal(1.0 / ln2, 'float')} + 12582912.0f) - 12582912.0f;   /* round(x / ln2) */
+    r = x - k * {c_literal(ln2_high, 'float')} - k * {c_literal(ln2 - ln2_high, 'float')};
     scale.u = (uint32_t)((int32_t)k + 127) << 23;
     return ({_polynomial(exp, 'r', 'float')}) * scale.f;
 }}
@@ -151,12 +133,12 @@ static float log_fast(float x)
     m.f = x;
     e = (float)((int32_t)(m.u >> 23) - 127);
     m.u = (m.u & 0x007fffffu) | 0x3f800000u;
-    if (m.f > {_literal(2.0 ** 0.5, 'float')}) {{
+    if (m.f > {c_literal(2.0 ** 0.5, 'float')}) {{
         m.f *= 0.5f;
         e += 1.0f;
     }}
     t = m.f - 1.0f;
-    return e * {_literal(ln2, 'float')} + t * ({_polynomial(log[1:], 't', 'float')});
+    return e * {c_literal(ln2, 'float')} + t * ({_polynomial(log[1:], 't', 'float')});
 }}
 
 /* ln x to within 0.06 for normal x > 0: the float's bits read as a number are 2^23 times
@@ -165,7 +147,7 @@ static float log_rough(float x)
 {{
     bits m;
     m.f = x;
-    return (float)m.u * {_literal(ln2 / 2 ** 23, 'float')} - {_literal(127 * ln2, 'float')};
+    return (float)m.u * {c_literal(ln2 / 2 ** 23, 'float')} - {c_literal(127 * ln2, 'float')};
 }}
 """
 
@@ -173,13 +155,14 @@ static float log_rough(float x)
 def _diode_solver(solver, diode, ctype):
     """C source of `diode_pair(a, st)`: the voltage across the pair for incident wave a."""
     if solver not in DIODE_SOLVERS:
-        raise KlonError(f"unknown diode solver {solver!r}: choose one of {', '.join(DIODE_SOLVERS)}")
+        raise KlonError(f"unknown diode solver {solver!r}: choose one of "
+                        f"{', '.join(DIODE_SOLVERS)}")
     if solver == "fast" and ctype != "float":
         raise KlonError("the fast diode solver is float only: give the diode float precision")
     nvt = diode.ideality * c.THERMAL_VOLTAGE
 
     def lit(x):
-        return _literal(x, ctype)
+        return c_literal(x, ctype)
 
     if solver == "fast":
         # the rough log only seeds the Fritsch step, which is third order: from its 0.06 the
@@ -209,7 +192,8 @@ def _diode_solver(solver, diode, ctype):
         v += step;
         if ({fabs}(step) < {lit(1e-6 * nvt)}) break;
     }}"""
-        steps_doc = "then Newton on the pair's equation until a step falls below 1e-6 nVt (8 at most)"
+        steps_doc = ("then Newton on the pair's equation until a step falls below 1e-6 nVt "
+                     "(8 at most)")
     fritsch = (f"w * ({lit(1.0)} + z * (q - z) / (({lit(1.0)} + w) * (q - {lit(2.0)} * z)))"
                if divide_once else
                f"w * ({lit(1.0)} + z / ({lit(1.0)} + w) * (q - z) / (q - {lit(2.0)} * z))")
@@ -261,7 +245,7 @@ def _dot(pairs, fma, pad="    "):
     lines = []
     for step in range(max(len(chain) for chain in chains)):
         line = []
-        for name, chain in zip(names, chains):
+        for name, chain in zip(names, chains, strict=True):
             if step < len(chain):
                 coefficient, value = chain[step]
                 line.append(f"{name} = {coefficient} * {value};" if step == 0
@@ -280,8 +264,9 @@ def _kernel(n_pre, n_clip, n_fir1, n_fir2, types):
     fma = "fmaf" if types["wdf"] == "float" else "fma"
     pre_columns = [f"p{i}" for i in range(n_pre)] + ["vi"]
     clip_columns = [f"c{i}" for i in range(n_clip)] + ["amp", "vi", "down"]
-    load = [f"{pad}klon_cg_wdf " + ", ".join(f"p{i} = st->pre_x[{i}]" for i in range(n_pre)) + ";",
-            f"{pad}klon_cg_wdf " + ", ".join(f"c{i} = st->clip_x[{i}]" for i in range(n_clip)) + ";",
+    pre_load = ", ".join(f"p{i} = st->pre_x[{i}]" for i in range(n_pre))
+    clip_load = ", ".join(f"c{i} = st->clip_x[{i}]" for i in range(n_clip))
+    load = [f"{pad}klon_cg_wdf {pre_load};", f"{pad}klon_cg_wdf {clip_load};",
             f"{pad}klon_cg_wdf a, b;"]
 
     def assign(target, pairs, comment=""):
@@ -303,11 +288,12 @@ def _kernel(n_pre, n_clip, n_fir1, n_fir2, types):
     def fir(name, half):
         pairs = [(f"{name}[{i}]", f"(w[{i}] + w[{2 * half - 1 - i}])") for i in range(half)]
         lines, total = _dot(pairs, "fmaf" if types["fir"] == "float" else "fma")
-        return "\n".join([f"{pad}klon_cg_fir a{', b' if half >= 8 else ''};", f"{pad}w += offset;", *lines,
-                          f"{pad}return {total};"])
+        return "\n".join([f"{pad}klon_cg_fir a{', b' if half >= 8 else ''};",
+                          f"{pad}w += offset;", *lines, f"{pad}return {total};"])
 
     return dict(STATE_LOAD="\n".join(load), PRE_STEP="\n".join(pre), CLIP_UP="\n".join(up),
-                CLIP_STEP="\n".join(clip), FIR1_SUM=fir("fir1", n_fir1), FIR2_SUM=fir("fir2", n_fir2))
+                CLIP_STEP="\n".join(clip), FIR1_SUM=fir("fir1", n_fir1),
+                FIR2_SUM=fir("fir2", n_fir2))
 
 
 def _tables(diode, types):
@@ -324,16 +310,16 @@ def _tables(diode, types):
         GAIN_POT=c.GAIN_POT, POT_MINIMUM=c.POT_MINIMUM, R10=c.R10, R11=c.R11, R12=c.R12,
         R20=c.R20, C7=c.C7, C8=c.C8, C13=c.C13, AMP_LOW=amp_low, AMP_HIGH=amp_high,
         SUM_LOW=sum_low, SUM_HIGH=sum_high, DIODE_IS=diode.saturation_current,
-        DIODE_NVT=diode.ideality * c.THERMAL_VOLTAGE, SMOOTHING_SECONDS=SMOOTHING_SECONDS,
+        DIODE_NVT=diode.ideality * c.THERMAL_VOLTAGE, SMOOTHING_SECONDS=GLIDE_SECONDS,
     )
-    lines = [f"#define {name} {_literal(value)}" for name, value in constants.items()]
+    lines = [f"#define {name} {c_literal(value)}" for name, value in constants.items()]
     sizes = dict(PRE_STATES=pre.n_states, PRE_INPUTS=len(pre.source_names),
                  PRE_OUTPUTS=len(pre.output_nodes), CLIP_STATES=clip.n_states,
                  CLIP_INPUTS=len(clip.source_names), CLIP_OUTPUTS=len(clip.output_nodes))
     lines += [f"#define {name} {value}" for name, value in sizes.items()]
     lines.append(f"#define RAMP_STEP {RAMP_STEP}")
-    lines.append(_float_table("fir1", g1[:g1.size // 2], types["fir"]))
-    lines.append(_float_table("fir2", g2[:g2.size // 2], types["fir"]))
+    lines.append(c_table("fir1", g1[:g1.size // 2], types["fir"]))
+    lines.append(c_table("fir2", g2[:g2.size // 2], types["fir"]))
     sizes.update(FIR1_HALF=g1.size // 2, FIR2_HALF=g2.size // 2)
     derive = dict(
         PRE_DERIVE=_derive(pre, {pre.index_of(gang_a_top): "top"}),
@@ -342,12 +328,13 @@ def _tables(diode, types):
     return "\n".join(lines), sizes, derive
 
 
-def render_circuit_gain(sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRECISION,
-                        diode_solver=None):
+def render_circuit_gain(sample_rate: float = 44_100, diode: str = "1n34a",
+                        precision: str | dict = DEFAULT_PRECISION,
+                        diode_solver: str | None = None) -> tuple[str, str]:
     """(header text, source text) for these settings; diode_solver None: "fast" for a float
     diode solve, "python" for a double one."""
     rate = check_sample_rate(sample_rate)
-    model = _diode(diode)
+    model = c.diode(diode)
     types = _precision(precision)
     if diode_solver is None:
         diode_solver = "fast" if types["diode"] == "float" else "python"
@@ -355,25 +342,19 @@ def render_circuit_gain(sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRE
     name = precision if isinstance(precision, str) else "custom precision"
     fields = dict(
         DIODE=model.name, PRECISION=f"{name}, diode solver {diode_solver}",
-        SAMPLE_RATE=f"{rate:g}", LATENCY_2X=Oversampler(2).latency, LATENCY_4X=Oversampler(4).latency,
+        SAMPLE_RATE=f"{rate:g}", LATENCY_2X=Oversampler(2).latency,
+        LATENCY_4X=Oversampler(4).latency,
         WDF_T=types["wdf"], DIODE_T=types["diode"], OPAMP_T=types["opamp"], FIR_T=types["fir"],
         TABLES=tables, DIODE_SOLVER=_diode_solver(diode_solver, model, types["diode"]),
         **sizes, **derive, **_kernel(sizes["PRE_STATES"], sizes["CLIP_STATES"],
                                      sizes["FIR1_HALF"], sizes["FIR2_HALF"], types),
     )
-    texts = []
-    for template in (HEADER, SOURCE):
-        text = (TEMPLATES / f"{template}.in").read_text()
-        for key, value in fields.items():
-            text = text.replace(f"@{key}@", str(value))
-        if "@" in text.replace("@param", ""):
-            raise KlonError(f"unfilled placeholder in {template}")
-        texts.append(text)
-    return tuple(texts)
+    return tuple(fill_template(TEMPLATES / f"{name}.in", fields) for name in (HEADER, SOURCE))
 
 
-def write_circuit_gain(out_dir, sample_rate=44_100, diode="1n34a", precision=DEFAULT_PRECISION,
-                       diode_solver=None):
+def write_circuit_gain(out_dir: str | os.PathLike, sample_rate: float = 44_100,
+                       diode: str = "1n34a", precision: str | dict = DEFAULT_PRECISION,
+                       diode_solver: str | None = None) -> list[Path]:
     """Write klon_circuit_gain.h and .c into out_dir (made if missing); returns their paths.
 
     The code runs at any rate from 22.05 to 192 kHz (init derives the filters for the rate it
@@ -381,10 +362,6 @@ def write_circuit_gain(out_dir, sample_rate=44_100, diode="1n34a", precision=DEF
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in zip((HEADER, SOURCE), render_circuit_gain(sample_rate, diode, precision,
-                                                                diode_solver)):
-        path = out / name
-        path.write_text(text)
-        paths.append(path)
-    return paths
+    texts = render_circuit_gain(sample_rate, diode, precision, diode_solver)
+    return [atomic_write(out / name, text) for name, text in zip((HEADER, SOURCE), texts,
+                                                                 strict=True)]

@@ -11,6 +11,7 @@ Python's to rounding.
 """
 import re
 
+from klon.export.c99.literals import c_double
 from klon.wdf import tree as k
 from klon.wdf.elements import CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, SERIES, VOLTAGE_SOURCE
 
@@ -30,7 +31,7 @@ class Emitter:
 
     @staticmethod
     def text(value):
-        return repr(value) if isinstance(value, float) else value
+        return c_double(value) if isinstance(value, float) else value
 
     def add(self, x, y):
         if isinstance(x, float) and isinstance(y, float):
@@ -125,7 +126,7 @@ def derive_c(tree, variables, period="period", matrix="m", prefix="t"):
         for n in range(n_nodes):
             if topo[n, k.KIND] in (CAPACITOR, INDUCTOR):
                 column[1 + topo[n, k.STATE]] = a[n]
-        for n, quantity in zip(tree.output_nodes, tree.output_quantities):
+        for n, quantity in zip(tree.output_nodes, tree.output_quantities, strict=True):
             if quantity == k.VOLTAGE:
                 column.append(e.mul(0.5, e.add(a[n], b[n])))
             else:
