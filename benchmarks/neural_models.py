@@ -8,7 +8,6 @@
   held out, and on a generated riff that no training set contains.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,15 +16,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from klon import audio  # noqa: E402
+from klon.core import audio  # noqa: E402
+from klon.core.files import atomic_write  # noqa: E402
+from klon.core.metrics import clip_esr  # noqa: E402
+from klon.core.paths import find_data  # noqa: E402
+from klon.dsp.synth import guitar_riff  # noqa: E402
 from klon.pedal import GainStage  # noqa: E402
 from klon.train import data as datasets  # noqa: E402
 from klon.train import export  # noqa: E402
 from klon.train.evaluate import predict, score  # noqa: E402
-from klon.core.metrics import clip_esr  # noqa: E402
 from klon.train.plots import plot_curves  # noqa: E402
-from klon.dsp.synth import guitar_riff  # noqa: E402
-from klon.tools.verify import find_data  # noqa: E402
 
 MODELS = ROOT / "src" / "klon" / "models"
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -140,9 +140,7 @@ def main():
     template = Path(args.out)
     if template.exists() and "<!-- tables -->" in template.read_text():
         head = template.read_text().split("<!-- tables -->")[0]
-        temporary = template.with_suffix(".tmp")
-        temporary.write_text(head + "<!-- tables -->\n\n" + text)
-        os.replace(temporary, template)
+        atomic_write(template, head + "<!-- tables -->\n\n" + text)
         print(f"wrote {template}", file=sys.stderr)
 
 

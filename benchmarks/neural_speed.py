@@ -31,7 +31,7 @@ TORCH_BLOCK = 4096
 
 
 def default_models():
-    from klon.tools.verify import find_data
+    from klon.core.paths import find_data
     data = find_data()
     return data / "chowcentaur-models" if data else None
 

@@ -64,9 +64,12 @@ def main():
     parser.add_argument("--blocks", default="8,16,32,64,128,256,512,1024,2048,4096")
     parser.add_argument("--no-spice", action="store_true")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}")
-    print(f"circuit pedal, stereo 44.1 kHz white noise, {args.seconds:g} s, median of {args.repeats}")
-    print(f"{'block':>6} {'s/s median':>11} {'min':>8} {'max':>8} {'ns/sample/ch':>13} {'seed C++':>9}")
+    print(f"machine: {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}")
+    print(f"circuit pedal, stereo 44.1 kHz white noise, {args.seconds:g} s, "
+          f"median of {args.repeats}")
+    print(f"{'block':>6} {'s/s median':>11} {'min':>8} {'max':>8} {'ns/sample/ch':>13} "
+          f"{'seed C++':>9}")
     for block in (int(b) for b in args.blocks.split(",")):
         median, low, high = time_blocks(args.seconds, block, args.repeats)
         ns = median / (2 * 44_100) * 1e9

@@ -2,16 +2,16 @@
 asserts a timing: the machine may be busy with anything."""
 import csv
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import run_klon
 
-from klon.tools import bench
 from klon.cli import main
 from klon.neural.bank import shipped_sets
 from klon.neural.gain_stage import DEFAULT_MODELS
+from klon.tools import bench
 
 RECORD_KEYS = {"engine", "block_size", "sample_rate", "channels", "seconds_per_second",
                "ns_per_sample"}
@@ -29,9 +29,7 @@ def has_torch():
 def cli_run(tmp_path_factory):
     """One end-to-end run as a user starts it: every engine at every default block size."""
     out = tmp_path_factory.mktemp("bench")
-    run = subprocess.run([sys.executable, "-m", "klon.cli", "bench", "--seconds", "0.2",
-                          "--repeats", "2", "--out", str(out), "--json"],
-                         check=False, capture_output=True, text=True, timeout=300)
+    run = run_klon("bench", "--seconds", "0.2", "--repeats", "2", "--out", out, "--json")
     return run, out
 
 

@@ -1,6 +1,7 @@
 """The circuit pedal as a user streams and tweaks it."""
 import numpy as np
 import pytest
+from conftest import sine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -8,10 +9,6 @@ from klon import Centaur, GainStage, KlonError
 from klon.dsp.synth import guitar_riff
 
 FS = 44_100
-
-
-def sine(freq, seconds, amplitude, fs=FS):
-    return (amplitude * np.sin(2 * np.pi * freq * np.arange(int(seconds * fs)) / fs)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +55,9 @@ def test_a_knob_jump_while_playing_does_not_click(knob):
 
 
 def test_knobs_do_what_their_names_say(riff):
-    rms = lambda y: float(np.sqrt(np.mean(np.square(y))))
+    def rms(y):
+        return float(np.sqrt(np.mean(np.square(y))))
+
     levels = [rms(Centaur(FS, level=v)(riff)) for v in (0.1, 0.5, 1.0)]
     assert levels[0] < levels[1] < levels[2]
 

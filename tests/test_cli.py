@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import KLON, PUBLISHED, TIMEOUT, di_clip, reference_path, run_klon, target_clip
 
 import klon
 
-COMMAND = [sys.executable, "-m", "klon.cli"]
 ENTRY_POINT = Path(sys.executable).with_name("klon")
-TIMEOUT = 300
 
 
 def guitar(rate, seconds=0.2, channels=1, volts=0.2, seed=0):
@@ -27,15 +26,15 @@ def guitar(rate, seconds=0.2, channels=1, volts=0.2, seed=0):
     out = []
     for ch in range(channels):
         f0 = 110.0 * (1.5 ** ch)
-        note = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3))
+        note = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k
+                   for k in (1, 2, 3))
         note = note * np.exp(-3.0 * t) + 0.05 * rng.standard_normal(t.size)
         out.append(volts * note / np.max(np.abs(note)))
     return np.stack(out, axis=1)
 
 
-def run(args, cwd=None, command=COMMAND):
-    return subprocess.run([*map(str, command), "process", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+def run(args, cwd=None, command=KLON):
+    return run_klon("process", *args, cwd=cwd, command=command)
 
 
 def listing(folder):
@@ -83,7 +82,7 @@ GOOD_FILES = [
 
 def _knobs(options):
     knobs = {"gain": 0.5, "treble": 0.5, "level": 0.5, "diode": "1n34a"}
-    for flag, value in zip(options[::2], options[1::2]):
+    for flag, value in zip(options[::2], options[1::2], strict=True):
         name = flag[2:]
         if name in ("gain", "treble", "level"):
             knobs[name] = float(value)
@@ -99,7 +98,7 @@ def test_process_file(tmp_path, name, rate, channels, subtype, extension, option
     sf.write(str(in_path), guitar(rate, seconds, channels), rate, subtype=subtype)
     before = in_path.read_bytes()
     # one case through the installed `klon` script, the rest through `python -m klon.cli`
-    command = [ENTRY_POINT] if name == "mono-int16-44k1" else COMMAND
+    command = [ENTRY_POINT] if name == "mono-int16-44k1" else KLON
     assert Path(command[0]).exists(), f"{command[0]} is not installed"
     result = run([in_path, out_path, *options], command=command)
     assert_ok(result)
@@ -144,34 +143,29 @@ def test_stage_gain_output_is_volts_beyond_one(tmp_path):
 
 # --- the neural engine --------------------------------------------------------------------
 
-MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chowcentaur-models"
-CLIPS = MODELS.parent / "klon-ltspice"
-
 
 def test_neural_engine_full_pedal_matches_library(tmp_path):
     in_path, out_path = tmp_path / "in.wav", tmp_path / "out.wav"
     sf.write(str(in_path), guitar(44_100, 0.2, channels=2), 44_100, subtype="PCM_24")
-    result = run([in_path, out_path, "--engine", "neural", "--models", MODELS, "--gain", "0.6",
-                  "--treble", "0.3"])
+    result = run([in_path, out_path, "--engine", "neural", "--models", PUBLISHED,
+                  "--gain", "0.6", "--treble", "0.3"])
     assert_ok(result)
     y = assert_good_output(in_path, out_path, tmp_path)
     x, _ = sf.read(str(in_path), dtype="float32", always_2d=True)
-    expected = klon.Centaur(44_100, 0.6, 0.3, engine="neural", models=MODELS)(x.T)
+    expected = klon.Centaur(44_100, 0.6, 0.3, engine="neural", models=PUBLISHED)(x.T)
     np.testing.assert_allclose(y.T, expected, rtol=0, atol=1e-6)
 
 
 def test_neural_gain_stage_speaks_the_reference_clips_volts(tmp_path):
     """--stage gain with one published model on a reference clip reproduces the clip's target
     (the models were trained in exactly this volts-in, volts-out convention)."""
-    clip, _ = sf.read(str(CLIPS / "DataIn" / "sample7.wav"), dtype="int16")
-    target, _ = sf.read(str(CLIPS / "Data100" / "sample7.wav"), dtype="int16")
     in_path, out_path = tmp_path / "in.wav", tmp_path / "out.wav"
-    sf.write(str(in_path), clip / 2 ** 15, 44_100, subtype="FLOAT")
+    sf.write(str(in_path), di_clip("sample7"), 44_100, subtype="FLOAT")
     result = run([in_path, out_path, "--engine", "neural", "--stage", "gain", "--model",
-                  MODELS / "centaur_100.json", "--gain", "0.3"])
+                  reference_path("chowcentaur-models", "centaur_100.json"), "--gain", "0.3"])
     assert_ok(result)
     y = assert_good_output(in_path, out_path, tmp_path)[:, 0]
-    expected = 2 * target[14_000:].astype(np.float64) / 2 ** 15  # (int16 * 2 would wrap)
+    expected = target_clip(1.0, "sample7")[14_000:]
     esr = np.sum((y[14_000:] - expected) ** 2) / np.sum(expected ** 2)
     assert esr < 0.05  # a few percent, as published; a wrong scale or sign would be >= 25 %
 
@@ -294,13 +288,13 @@ BAD_CASES = {
                            "no-folder"),
     "neural-no-such-set": (_knob("--engine", "neural", "--models", "no-such-set"),
                            ["no model set 'no-such-set'"], "out.wav"),
-    "neural-48k": (_rate(48_000, "--engine", "neural", "--models", str(MODELS)), ["44100 hz"],
+    "neural-48k": (_rate(48_000, "--engine", "neural", "--models", str(PUBLISHED)), ["44100 hz"],
                    "out.wav"),
     "neural-model-missing": (_knob("--engine", "neural", "--model", "nothing.json"),
                              ["no such file"], "out.wav"),
-    "models-without-neural": (_knob("--models", str(MODELS)), ["--engine neural"], "out.wav"),
+    "models-without-neural": (_knob("--models", str(PUBLISHED)), ["--engine neural"], "out.wav"),
     "neural-with-diode": (_knob("--engine", "neural", "--stage", "gain", "--diode", "mbrb2545ct",
-                                "--models", str(MODELS)), ["circuit engine"], "out.wav"),
+                                "--models", str(PUBLISHED)), ["circuit engine"], "out.wav"),
 }
 
 
@@ -321,7 +315,7 @@ def bad_runs(tmp_path_factory):
         else:
             out_path = folder / output
         before = in_path.read_bytes() if in_path.is_file() else None
-        process = subprocess.Popen([*COMMAND, "process", str(in_path), str(out_path), *options],
+        process = subprocess.Popen([*KLON, "process", str(in_path), str(out_path), *options],
                                    cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         runs[name] = dict(folder=folder, input=in_path, output=out_path, before=before,

@@ -1,23 +1,13 @@
 """`klon dataset`, `klon train` and `klon plot`, run as a user runs them (separate processes)."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REFERENCE, run_klon
 
-from klon.pedal import GainStage
 from klon.dsp.synth import guitar_phrases
-from klon.tools.verify import find_data
-
-COMMAND = [sys.executable, "-m", "klon.cli"]
-TIMEOUT = 300
-
-
-def klon(*args):
-    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True,
-                          timeout=TIMEOUT)
+from klon.pedal import GainStage
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +22,7 @@ def recordings(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rendered(recordings, tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "gain50"
-    result = klon("dataset", recordings, "--gain", "0.5", "--synth", "1", "--out", out)
+    result = run_klon("dataset", recordings, "--gain", "0.5", "--synth", "1", "--out", out)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -51,7 +41,7 @@ def test_dataset_renders_the_circuit_gain_stage(rendered, recordings):
 
 def test_dataset_never_writes_into_an_existing_folder(rendered, recordings):
     before = sorted(p.name for p in (rendered / "target").iterdir())
-    result = klon("dataset", recordings, "--out", rendered)
+    result = run_klon("dataset", recordings, "--out", rendered)
     assert result.returncode == 2
     assert "already exists" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in (rendered / "target").iterdir()) == before
@@ -60,7 +50,7 @@ def test_dataset_never_writes_into_an_existing_folder(rendered, recordings):
 def test_train_writes_a_model_a_checkpoint_and_resumes(rendered, tmp_path):
     out = tmp_path / "m.json"
     common = ["--hidden", "4", "--batch-size", "4", "--validation", "1", "--warmup", "512"]
-    result = klon("train", rendered, "--epochs", "2", "--out", out, *common)
+    result = run_klon("train", rendered, "--epochs", "2", "--out", out, *common)
     assert result.returncode == 0, result.stderr
     assert "validation ESR" in result.stderr
     document = json.loads(out.read_text())
@@ -69,15 +59,15 @@ def test_train_writes_a_model_a_checkpoint_and_resumes(rendered, tmp_path):
     assert meta["epochs"] == 2 and len(meta["history"]["epoch"]) == 2
     assert 0 < meta["validation_esr"] < 1.5
     assert (tmp_path / "m.json.ckpt").exists()
-    result = klon("train", rendered, "--epochs", "3", "--out", out, "--resume", *common)
+    result = run_klon("train", rendered, "--epochs", "3", "--out", out, "--resume", *common)
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["metadata"]["epochs"] == 3
-    result = klon("train", rendered, "--epochs", "3", "--out", out, "--resume", "--hidden", "5",
+    result = run_klon("train", rendered, "--epochs", "3", "--out", out, "--resume", "--hidden", "5",
                   "--batch-size", "4", "--validation", "1", "--warmup", "512")
     assert result.returncode == 2 and "different settings (hidden)" in result.stderr
 
     plots = tmp_path / "plots"
-    result = klon("plot", out, "--data", rendered, "--out", plots)
+    result = run_klon("plot", out, "--data", rendered, "--out", plots)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in plots.iterdir())
     assert names == ["m-spectrum.png", "m-time.png", "m-training.png"]
@@ -85,17 +75,16 @@ def test_train_writes_a_model_a_checkpoint_and_resumes(rendered, tmp_path):
 
 
 def test_train_refuses_bad_requests(tmp_path, recordings):
-    data = find_data()
-    if data is not None:
-        result = klon("train", data / "klon-ltspice", "--out", tmp_path / "m.json")
+    if REFERENCE is not None:
+        result = run_klon("train", REFERENCE, "--out", tmp_path / "m.json")
         assert result.returncode == 2 and "--gain" in result.stderr
     x = guitar_phrases(44100, 1.0, 0.3)
     sf.write(tmp_path / "in.wav", x, 44100)
     sf.write(tmp_path / "target.wav", x[:-100], 44100)
-    result = klon("train", "--input", tmp_path / "in.wav", "--target", tmp_path / "target.wav",
+    result = run_klon("train", "--input", tmp_path / "in.wav", "--target", tmp_path / "target.wav",
                   "--out", tmp_path / "m.json")
     assert result.returncode == 2
     assert "same length" in result.stderr and "Traceback" not in result.stderr
-    result = klon("train", tmp_path / "nowhere", "--out", tmp_path / "m.json")
+    result = run_klon("train", tmp_path / "nowhere", "--out", tmp_path / "m.json")
     assert result.returncode == 2 and "no such file" in result.stderr
     assert not (tmp_path / "m.json").exists()

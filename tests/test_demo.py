@@ -1,16 +1,13 @@
 """The README's main job: `klon demo` runs a guitar riff through both engines."""
-import subprocess
-import sys
-
 import numpy as np
 import soundfile as sf
+from conftest import run_klon
 
 from klon.core.metrics import esr
 
 
 def test_demo_writes_both_engines_and_a_plot(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "klon.cli", "demo", "--out", tmp_path],
-                            capture_output=True, text=True, timeout=300)
+    result = run_klon("demo", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
     settings = ("clean-boost", "drive", "edge")

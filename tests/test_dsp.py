@@ -1,19 +1,27 @@
 """The circuit-agnostic DSP blocks against scipy and against what a listener would notice."""
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import scipy.signal
+from conftest import noise
 
-from klon.dsp import (
-    Biquad, DCBlocker, FirstOrderFilter, LinearSmoother, Oversampler, bilinear, bilinear1,
-    bilinear2, bilinear_constant, smoother_next, smoother_set_target,
-)
 from klon.core.errors import KlonError
+from klon.dsp import (
+    Biquad,
+    DCBlocker,
+    FirstOrderFilter,
+    LinearSmoother,
+    Oversampler,
+    bilinear,
+    bilinear1,
+    bilinear2,
+    bilinear_constant,
+    smoother_next,
+    smoother_set_target,
+)
 
 FS = 48_000.0
-
-
-def noise(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
 
 
 def split_points(n, seed=0):
@@ -96,7 +104,7 @@ def test_biquad_streams_like_one_lfilter_call(dtype):
     f = Biquad(bz, az, channels=3)
     y = np.empty_like(x)
     points = split_points(x.shape[1])
-    for lo, hi in zip(points[:-1], points[1:]):
+    for lo, hi in pairwise(points):
         f.process(x[:, lo:hi], out=y[:, lo:hi])
     expected = scipy.signal.lfilter(bz, az, x.astype(np.float64), axis=1)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5  # float32 output rounding
@@ -112,7 +120,7 @@ def test_first_order_streams_like_one_lfilter_call():
     bz, az = bilinear([1e-4, 0.0], [1e-4, 1.0], FS)
     x = noise((2, 4000), seed=1)
     f = FirstOrderFilter(bz, az, channels=2)
-    y = np.concatenate([f.process(x[:, lo:hi]) for lo, hi in zip([0, 7, 1000], [7, 1000, 4000])],
+    y = np.concatenate([f.process(x[:, lo:hi]) for lo, hi in pairwise([0, 7, 1000, 4000])],
                        axis=1)
     assert np.max(np.abs(y - scipy.signal.lfilter(bz, az, x, axis=1))) < 1e-12
     f.reset()
@@ -186,7 +194,7 @@ def test_round_trip_is_a_pure_delay_of_latency_samples(factor):
     high = np.zeros((channels, factor * n))
     y = np.zeros((channels, n))
     points = split_points(n, seed=factor)
-    for lo, hi in zip(points[:-1], points[1:]):
+    for lo, hi in pairwise(points):
         o.upsample(x[:, lo:hi], high[:, factor * lo:factor * hi])
         o.downsample(high[:, factor * lo:factor * hi], y[:, lo:hi])
     latency = o.latency
@@ -224,7 +232,7 @@ def test_oversampler_streaming_equals_one_call_and_reset():
     o.reset()
     pieces = np.zeros((2, 12000))
     points = split_points(3000, seed=9)
-    for lo, hi in zip(points[:-1], points[1:]):
+    for lo, hi in pairwise(points):
         o.upsample(x[:, lo:hi], pieces[:, 4 * lo:4 * hi])
     np.testing.assert_allclose(pieces, whole, rtol=0, atol=1e-13)
 

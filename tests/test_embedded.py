@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from klon.cli import main
-from klon.export.cortex_m7 import measure as m
 from klon.export.c99.neural_c import FAST_TANH, export_c, tanh_error
+from klon.export.cortex_m7 import measure as m
 
 CLIP = m.reference_clip(0.5)
 # mid-clip the Gain glides 0.5 -> 1, Treble 0.5 -> 0.25 and Level 0.5 -> 0.75

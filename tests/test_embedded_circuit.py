@@ -9,14 +9,13 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import DATA, di_clip
 
-from klon.core import audio
-from klon.pedal import GainStage
-from klon.export import toolchain
-from klon.export.c99.circuit_c import PRECISIONS, write_circuit_gain
 from klon.core.metrics import esr
 from klon.dsp.synth import guitar_riff
-from klon.tools.verify import find_data
+from klon.export import toolchain
+from klon.export.c99.circuit_c import PRECISIONS, write_circuit_gain
+from klon.pedal import GainStage
 
 HOST_MATCH = 1e-5  # the issue's host-match tolerance: max abs error over the signal's peak
 SHIM = ('#include "klon_circuit_gain.h"\n'
@@ -88,12 +87,9 @@ def c_stage(lib, x, sample_rate, gain, gain_moves):
 def clip():
     """Two guitar DI clips back to back (1 s at 44.1 kHz), or a synthesized riff without the
     reference data."""
-    folder = find_data()
-    if folder is None:
+    if DATA is None:
         return guitar_riff(44_100, 1.0).astype(np.float64)
-    clips = [audio.read(folder / "klon-ltspice" / "DataIn" / f"{name}.wav")[0][0]
-             for name in ("sample0", "sample250")]
-    return np.concatenate(clips).astype(np.float64)
+    return di_clip("sample0", "sample250")
 
 
 @pytest.fixture(scope="module")

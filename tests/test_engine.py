@@ -18,7 +18,6 @@ from klon.neural import RecurrentModel, read_model, reference_output
 from klon.neural.bank import ModelBank
 from klon.dsp.activations import fast_tanh_array
 from klon.neural.model import PREROLL_SAMPLES
-from klon.neural.gain_stage import NeuralCentaur
 from klon.tools.scoring import score
 
 FS = 44_100
@@ -375,7 +374,8 @@ def test_bank_refuses_what_it_cannot_mix(tmp_path):
 
 def test_neural_pedal_is_a_centaur_with_the_same_knobs(guitar):
     pedal = Centaur(FS, gain=0.7, treble=0.4, level=0.6, engine="neural", models=PUBLISHED)
-    assert isinstance(pedal, NeuralCentaur) and pedal.engine == "neural" and pedal.latency == 0
+    assert isinstance(pedal, Centaur) and pedal.engine == "neural" and pedal.latency == 0
+    assert isinstance(pedal.gain_stage, ModelBank)
     assert (pedal.gain, pedal.treble, pedal.level) == (0.7, 0.4, 0.6)
     y = pedal(np.stack([guitar, guitar[::-1]]))
     assert y.shape == (2, guitar.size) and y.dtype == np.float32 and np.all(np.isfinite(y))

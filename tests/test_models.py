@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from klon.core import audio
-from klon.pedal import GainStage
-from klon.neural import RecurrentModel
-from klon.neural.bank import SHIPPED_MODELS
 from klon.core.metrics import clip_esr
-from klon.tools.verify import find_data
+from klon.core.paths import SHIPPED_MODELS, find_data
+from klon.neural import RecurrentModel
+from klon.pedal import GainStage
 
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PAPER_VALIDATION = {0.0: 0.70, 0.25: 0.57, 0.5: 0.50, 0.75: 0.67, 1.0: 1.72}  # ESR %
@@ -87,7 +86,7 @@ def test_the_neural_pedal_defaults_to_the_circuit_set_and_sounds_like_the_circui
     from klon.dsp.synth import guitar_riff
     x = guitar_riff(44100, 2.0)  # generated playing the models never trained on
     pedal = Centaur(44100, engine="neural")
-    assert [spec.gain for spec in pedal.bank.specs] == list(GAINS)
+    assert [spec.gain for spec in pedal.gain_stage.specs] == list(GAINS)
     for gain, limit in ((0.0, 0.1), (0.5, 0.5), (1.0, 1.5)):
         circuit = Centaur(44100, gain=gain, treble=0.6, level=0.5)(x)
         neural = Centaur(44100, gain=gain, treble=0.6, level=0.5, engine="neural")(x)
@@ -101,7 +100,7 @@ def test_at_48_khz_the_neural_pedal_takes_the_48_khz_set_and_sounds_like_the_cir
     x = guitar_riff(48000, 2.0)
     pedal = Centaur(48000, engine="neural")
     assert pedal.sample_rate == 48000
-    assert {Path(spec.source).parent.name for spec in pedal.bank.specs} == {"circuit-48k"}
+    assert {Path(spec.source).parent.name for spec in pedal.gain_stage.specs} == {"circuit-48k"}
     for gain, limit in ((0.0, 0.1), (0.5, 0.5), (1.0, 1.5)):
         circuit = Centaur(48000, gain=gain, treble=0.6, level=0.5)(x)
         neural = Centaur(48000, gain=gain, treble=0.6, level=0.5, engine="neural")(x)

@@ -8,13 +8,14 @@ import soundfile as sf
 import torch
 
 from klon.core.errors import KlonError
+from klon.core.metrics import clip_esr
+from klon.core.paths import find_data
+from klon.neural.model_file import model_document
 from klon.train import data as datasets
 from klon.train import export
-from klon.core.metrics import clip_esr
 from klon.train.loss import esr_loss
 from klon.train.nets import GainStageNet
-from klon.train.trainer import Trainer, TrainConfig
-from klon.tools.verify import find_data
+from klon.train.trainer import TrainConfig, Trainer
 
 torch.set_num_threads(1)  # tiny tensors: OpenMP threads only spin, badly on a busy machine
 DATA = find_data()
@@ -47,7 +48,7 @@ def test_fused_gru_equals_torch_forward_and_gradients(batch, inputs, hidden):
     (y1, l1, g1, h1), (y2, l2, g2, h2) = results
     assert torch.allclose(y1, y2, atol=2e-6)
     assert torch.allclose(l1, l2, atol=2e-6)
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         assert torch.allclose(a, b, atol=1e-5 * b.abs().max() + 1e-9)
     assert torch.allclose(h1, h2, atol=1e-5 * h2.abs().max() + 1e-9)
 
@@ -80,7 +81,8 @@ def test_esr_loss_is_the_seeds_equation_7_and_scores_agree():
     t = torch.linspace(0, 1, 1000)[None]
     slow_error = torch.sin(2 * np.pi * 3 * t)
     sig = torch.sin(2 * np.pi * 300 * t)
-    assert esr_loss(sig + 0.1 * slow_error, sig, emphasis=0.95) < esr_loss(sig + 0.1 * slow_error, sig)
+    noisy = sig + 0.1 * slow_error
+    assert esr_loss(noisy, sig, emphasis=0.95) < esr_loss(noisy, sig)
 
 
 def _numpy_gru_dense(document, x):
@@ -90,7 +92,10 @@ def _numpy_gru_dense(document, x):
     kernel, recurrent, bias = (np.asarray(w, np.float64) for w in gru["weights"])
     w, b = (np.asarray(v, np.float64) for v in dense["weights"])
     hidden = recurrent.shape[0]
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
     h = np.zeros(hidden)
     out = np.empty(len(x))
     for n, sample in enumerate(x):
@@ -107,7 +112,8 @@ def _numpy_gru_dense(document, x):
 def test_exported_model_runs_the_same_in_plain_numpy(tmp_path):
     torch.manual_seed(3)
     model = _scaled(GainStageNet(8), 1.5)
-    x = 0.4 * np.sin(np.linspace(0, 60, 3000)) + 0.1 * np.random.default_rng(0).standard_normal(3000)
+    noise = np.random.default_rng(0).standard_normal(3000)
+    x = 0.4 * np.sin(np.linspace(0, 60, 3000)) + 0.1 * noise
     with torch.no_grad():
         expected = model(torch.from_numpy(x.astype(np.float32))[None, :, None])[0][0].numpy()
     export.save(tmp_path / "m.json", model, {"gain": 0.5, "sample_rate": 44100})
@@ -121,7 +127,7 @@ def test_exported_model_runs_the_same_in_plain_numpy(tmp_path):
     assert np.max(np.abs(y - expected)) < 1e-5
     # and back: the same weights, bit for bit
     loaded, metadata = export.load(tmp_path / "m.json")
-    for a, b in zip(model.parameters(), loaded.parameters()):
+    for a, b in zip(model.parameters(), loaded.parameters(), strict=True):
         assert torch.equal(a, b)
     assert metadata["sample_rate"] == 44100
 
@@ -133,10 +139,10 @@ def test_the_original_plugins_files_load_and_write_back_unchanged():
         original = json.loads(path.read_text())
         model, metadata = export.load(path)
         assert metadata == {}
-        again = export.to_keras(model)
-        for mine, theirs in zip(again["layers"], original["layers"]):
+        again = model_document(export.to_spec(model))
+        for mine, theirs in zip(again["layers"], original["layers"], strict=True):
             assert mine["type"] == theirs["type"] and mine["shape"] == theirs["shape"]
-            for a, b in zip(mine["weights"], theirs["weights"]):
+            for a, b in zip(mine["weights"], theirs["weights"], strict=True):
                 assert np.array_equal(np.float32(a), np.float32(b))
 
 
@@ -157,13 +163,15 @@ def test_bad_model_files_are_refused(tmp_path):
     with pytest.raises(KlonError, match="no such file"):
         export.load(tmp_path / "missing.json")
     torch.manual_seed(0)
-    document = export.to_keras(GainStageNet(8))
+    document = model_document(export.to_spec(GainStageNet(8)))
     document["layers"][0]["weights"][1] = document["layers"][0]["weights"][1][:4]
-    with pytest.raises(KlonError, match="recurrent weights have shape"):
-        export.from_keras(document)
+    (tmp_path / "short.json").write_text(json.dumps(document))
+    with pytest.raises(KlonError, match="short.json.*recurrent weights have shape"):
+        export.load(tmp_path / "short.json")
     document["layers"][0]["type"] = "conv1d"
-    with pytest.raises(KlonError, match="unsupported layers"):
-        export.from_keras(document)
+    (tmp_path / "conv.json").write_text(json.dumps(document))
+    with pytest.raises(KlonError, match="unsupported layer type 'conv1d'"):
+        export.load(tmp_path / "conv.json")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -270,8 +278,9 @@ def test_reference_data_conventions():
 def _tiny_data(tmp_path):
     """A few seconds of generated playing through a soft clipper with some memory: learnable
     in a few epochs."""
-    from klon.dsp.synth import guitar_phrases
     from scipy.signal import lfilter
+
+    from klon.dsp.synth import guitar_phrases
     pairs = {}
     for seed in range(3):
         x = guitar_phrases(44100, 1.5, 0.5, seed=seed)
@@ -311,7 +320,7 @@ def test_a_checkpoint_resumes_exactly(tmp_path):
     resumed.resume(tmp_path / "c.ckpt")
     resumed.run()
     assert resumed.history.train_esr == straight.history.train_esr
-    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b)
     other = Trainer(data, TrainConfig(**{**TINY, "hidden": 6}), log=None)
     with pytest.raises(KlonError, match="different settings"):
@@ -326,7 +335,7 @@ def test_training_is_deterministic_under_a_seed(tmp_path):
     a, b = Trainer(data, config, log=None), Trainer(data, config, log=None)
     a.run()
     b.run()
-    for p, q in zip(a.model.parameters(), b.model.parameters()):
+    for p, q in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.equal(p, q)
 
 

@@ -2,20 +2,19 @@
 
 The linear stages are compared with their analytic transfer functions driven by exactly the
 piecewise-linear waveform SPICE is given (scipy's lsim interpolates its input linearly, as a
-PWL source does), sampled at the same instants. Agreement to an ESR of 1e-6 (measured: 1e-11 to 1e-8) shows the
-netlist wiring, the pot mapping and the timing (no delay, no off-by-one) at once.
+PWL source does), sampled at the same instants. Agreement to an ESR of 1e-6 (measured: 1e-11 to
+1e-8) shows the netlist wiring, the pot mapping and the timing (no delay, no off-by-one) at once.
 """
 import subprocess
 
 import numpy as np
 import pytest
 import scipy.signal
+from conftest import noise
 
 from klon.core.errors import KlonError
-from klon.spice import NETLIST_STAGES, band_limited_input, netlist, simulate, write_netlists
-from klon.spice import runner
-
-
+from klon.core.metrics import esr
+from klon.spice import NETLIST_STAGES, band_limited_input, netlist, runner, simulate, write_netlists
 
 FS = 44_100.0
 PREROLL = 64
@@ -24,14 +23,9 @@ R21, R22, R23, R24, C14 = 1.8e3, 100e3, 4.7e3, 100e3, 3.9e-9
 R25, R28, C15 = 560.0, 100e3, 4.7e-6
 
 
-def esr(reference, estimate):
-    reference, estimate = np.asarray(reference), np.asarray(estimate)
-    return float(np.sum((reference - estimate) ** 2) / np.sum(reference ** 2))
-
-
-def noise(seconds=0.05, scale=0.1, seed=0):
-    """Full-band noise: the hardest input for timing, since every sample matters."""
-    return scale * np.random.default_rng(seed).standard_normal(int(seconds * FS))
+def noise_input(scale=0.1, seed=0):
+    """0.05 s of full-band noise: the hardest input for timing, since every sample matters."""
+    return noise(int(0.05 * FS), scale, seed)
 
 
 def analytic_response(num, den, x):
@@ -47,7 +41,7 @@ def pot(total, position):
 
 
 def test_input_buffer_matches_its_highpass():
-    x = noise()
+    x = noise_input()
     y = simulate("input_buffer", x, FS, preroll_samples=PREROLL)
     expected = analytic_response([C1 * R2, 0.0], [C1 * (R1 + R2), 1.0], x)
     assert y.shape == x.shape and y.dtype == np.float64
@@ -56,7 +50,7 @@ def test_input_buffer_matches_its_highpass():
 
 @pytest.mark.parametrize("treble", [0.0, 0.5, 1.0])
 def test_tone_stage_matches_its_shelf(treble):
-    x = noise(seed=1)
+    x = noise_input(seed=1)
     y = simulate("tone", x, FS, treble=treble, preroll_samples=PREROLL)
     wiper_to_b, a_to_wiper = pot(10e3, treble)
     g1, g2, g3, g4 = 1 / R22, 1 / (R21 + a_to_wiper), 1 / (R23 + wiper_to_b), 1 / R24
@@ -67,7 +61,7 @@ def test_tone_stage_matches_its_shelf(treble):
 
 @pytest.mark.parametrize("level", [0.2, 1.0])
 def test_output_stage_matches_its_divider(level):
-    x = noise(seed=2)
+    x = noise_input(seed=2)
     y = simulate("output_stage", x, FS, level=level, preroll_samples=PREROLL)
     # C15 in series with Ra = R25 + upper part of the pot, into Zb = lower part || R28:
     # H = Zb / (Ra + Zb + 1/(s C15)) = s C15 Zb / (s C15 (Ra + Zb) + 1)
@@ -82,7 +76,7 @@ def test_opamp_clamps_hard_and_recovers_at_once():
     # clamp at 1.5 V inside its 0 / 9 V rails gives exactly the linear response clipped to
     # +-3 V about 4.5 V. Any wind-up would show as a late return from the clamp.
     t = np.arange(int(0.05 * FS)) / FS
-    x = 5.0 * np.sin(2 * np.pi * 300 * t) + noise(scale=0.2)
+    x = 5.0 * np.sin(2 * np.pi * 300 * t) + noise_input(scale=0.2)
     y = simulate("input_buffer", x, FS, preroll_samples=PREROLL)
     linear = analytic_response([C1 * R2, 0.0], [C1 * (R1 + R2), 1.0], x)
     assert np.mean(np.abs(linear) > 3.0) > 0.4  # it really spends time clamped
@@ -93,7 +87,7 @@ def test_opamp_clamps_hard_and_recovers_at_once():
 def test_spice_is_converged_in_its_step():
     # halving the maximum time step must not move the clipping gain stage
     t = np.arange(int(0.05 * FS)) / FS
-    x = 0.3 * np.sin(2 * np.pi * 200 * t) + noise(scale=0.05, seed=3)
+    x = 0.3 * np.sin(2 * np.pi * 200 * t) + noise_input(scale=0.05, seed=3)
     coarse = simulate("gain_stage", x, FS, gain=1.0)
     fine = simulate("gain_stage", x, FS, gain=1.0, max_step=1.0 / (FS * 16))
     assert esr(fine, coarse) < 1e-6
@@ -128,7 +122,7 @@ def test_diode_capacitance_switch_changes_only_the_card():
     with_c = netlist("gain_stage", diode="mbrb2545ct")
     without = netlist("gain_stage", diode="mbrb2545ct", diode_capacitance=False)
     assert "CJO=2.05n)" in with_c and "CJO=0)" in without
-    changed = [a for a, b in zip(with_c.splitlines(), without.splitlines()) if a != b]
+    changed = [a for a, b in zip(with_c.splitlines(), without.splitlines(), strict=True) if a != b]
     assert len(changed) == 2 and changed[1].startswith(".model dclip")  # title and card
 
 

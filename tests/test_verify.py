@@ -3,25 +3,21 @@
 Short clips here (0.1 s) keep the suite fast; `klon verify` runs the full table, and the tests
 marked slow run it too.
 """
-from pathlib import Path
-
 import numpy as np
 import pytest
-import soundfile as sf
+from conftest import di_clip
 
-from klon.tools.verify import esr, model_output, run_verification
 from klon import spice
+from klon.core.metrics import esr
+from klon.tools.verify import model_output, run_verification
 
 FS = 44_100
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TARGET = 0.005  # the issue's bound: ESR 0.5 %
 
 
 @pytest.fixture(scope="module")
 def guitar():
-    x, rate = sf.read(DATA / "klon-ltspice" / "DataIn" / "sample0.wav", dtype="int16")
-    assert rate == FS
-    return x[: FS // 10].astype(np.float64) / 2 ** 15  # volts, the reference data's convention
+    return di_clip("sample0")[: FS // 10]  # volts, the reference data's convention
 
 
 def check(stage, x, **knobs):

@@ -4,21 +4,18 @@ import pytest
 import scipy.optimize
 import scipy.signal
 import scipy.special
+from conftest import noise
 
 from klon import wdf
 
 FS = 48_000.0
 
 
-def noise(n=4000, seed=0, scale=1.0):
-    return scale * np.random.default_rng(seed).standard_normal(n)
-
-
 def test_rc_lowpass_equals_its_bilinear_iir():
     r, c = wdf.Resistor(1e3), wdf.Capacitor(1e-6)
     tree = wdf.WDF(wdf.IdealVoltageSourceRoot("in"), wdf.Series(r, c), FS,
                    outputs=[(c, "voltage"), (r, "current")])
-    x = noise()
+    x = noise(4000)
     y = tree.process(x)
     b, a = scipy.signal.bilinear([1.0], [1e-3, 1.0], FS)
     expected_v = scipy.signal.lfilter(b, a, x)
@@ -33,7 +30,7 @@ def test_rl_highpass_in_parallel_form_equals_bilinear():
     tree = wdf.WDF(wdf.IdealVoltageSourceRoot("in"),
                    wdf.Series(wdf.Resistor(100.0), wdf.Parallel(ind, wdf.Resistor(1e9))), FS,
                    outputs=[(ind, "voltage")])
-    x = noise()
+    x = noise(4000)
     b, a = scipy.signal.bilinear([10e-3 * 1e9, 0.0], [10e-3 * (1e9 + 100.0), 100.0 * 1e9], FS)
     assert np.max(np.abs(tree.process(x)[:, 0] - scipy.signal.lfilter(b, a, x))) < 1e-9
 
@@ -65,8 +62,11 @@ def test_diode_pair_root_is_the_exact_pair_solution(is_, n):
             if a == 0:
                 continue
             v = wdf.diode_pair_voltage(a, r, is_, vt)
-            expected = scipy.optimize.brentq(lambda u: (a - u) / r - 2 * is_ * np.sinh(u / vt),
-                                             min(0, a), max(0, a), xtol=1e-15, rtol=1e-15)
+            def current(u, a=a, r=r):
+                return (a - u) / r - 2 * is_ * np.sinh(u / vt)
+
+            expected = scipy.optimize.brentq(current, min(0, a), max(0, a), xtol=1e-15,
+                                             rtol=1e-15)
             assert abs(v - expected) < 1e-12 * max(1.0, abs(expected))
 
 
@@ -85,7 +85,7 @@ def test_diode_clipper_equals_a_newton_solve_of_the_same_circuit():
     for n, vin in enumerate(x):
         history = g_c * v_prev + i_prev  # capacitor current is g_c v - history
 
-        def kcl(v):
+        def kcl(v, vin=vin, history=history):
             return (vin - v) / r_val - (g_c * v - history) - 2 * is_ * np.sinh(v / vt)
 
         v = scipy.optimize.brentq(kcl, -10, 10, xtol=1e-15)

@@ -10,12 +10,17 @@ from numba import njit
 
 # float32 constants keep float32 kernels in float32 (a float64 constant would promote them)
 TANH_LIMIT = np.float32(9.0)
-_P0, _P1, _P2, _P3, _P4 = map(np.float32, (0.9999999230614363, 0.13384769938291624,
-                                           0.003500271212593211, 2.0695049866074914e-05,
-                                           1.3489845784277721e-08))
-_Q1, _Q2, _Q3, _Q4 = map(np.float32, (0.4671807293657996, 0.02589419738935418,
-                                      0.00032936830321387786, 7.82852043395194e-07))
-_ONE, _HALF = np.float32(1.0), np.float32(0.5)
+# P's and Q's coefficients, lowest power of x^2 first (Q's leading 1 included): the one source
+# of the constants, for the kernels here and for the C export's tanh
+TANH_NUMERATOR = tuple(map(np.float32, (0.9999999230614363, 0.13384769938291624,
+                                        0.003500271212593211, 2.0695049866074914e-05,
+                                        1.3489845784277721e-08)))
+TANH_DENOMINATOR = tuple(map(np.float32, (1.0, 0.4671807293657996, 0.02589419738935418,
+                                          0.00032936830321387786, 7.82852043395194e-07)))
+# numba folds module-level scalars into the compiled code as constants
+_P0, _P1, _P2, _P3, _P4 = TANH_NUMERATOR
+_ONE, _Q1, _Q2, _Q3, _Q4 = TANH_DENOMINATOR
+_HALF = np.float32(0.5)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")

@@ -100,7 +100,9 @@ class OversamplerState(NamedTuple):
 
 @njit(cache=True)
 def upsample(x, out, s):
-    """x (channels x n) -> out (channels x 2n or 4n) through the OversamplerState s."""
+    """x (channels x n) -> out (channels x 2n or 4n) through the OversamplerState s (or it
+    as a plain tuple)."""
+    s = OversamplerState(*s)
     g1, g2, work1, work2, acc = s.g1, s.g2, s.up1, s.up2, s.acc
     n1 = g1.shape[0]
     hist1 = 2 * n1 - 1
@@ -138,7 +140,9 @@ def upsample(x, out, s):
 
 @njit(cache=True)
 def downsample(x, out, s):
-    """x (channels x 2n or 4n) -> out (channels x n) through the OversamplerState s."""
+    """x (channels x 2n or 4n) -> out (channels x n) through the OversamplerState s (or it
+    as a plain tuple)."""
+    s = OversamplerState(*s)
     g1, g2, work1, work2, acc = s.g1, s.g2, s.down1, s.down2, s.acc
     n1 = g1.shape[0]
     hist1 = 2 * n1 - 1
@@ -202,6 +206,7 @@ class Oversampler:
             np.zeros((self.channels, hist2 + 2 * CHUNK)),
             np.zeros((self.channels, 2, hist1 + CHUNK)),
             np.zeros((self.channels, 2, hist2 + 2 * CHUNK)), np.zeros(2 * CHUNK))
+        self.kernel_args = tuple(self.state)  # see klon.core.kernel_state
 
     @property
     def latency(self):
@@ -235,7 +240,7 @@ class Oversampler:
         if self.factor == 1:
             out[...] = x
         else:
-            upsample(x, out, self.state)
+            upsample(x, out, self.kernel_args)
         return out
 
     def downsample(self, x_high, out):
@@ -244,5 +249,5 @@ class Oversampler:
         if self.factor == 1:
             out[...] = x_high
         else:
-            downsample(x_high, out, self.state)
+            downsample(x_high, out, self.kernel_args)
         return out

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from klon.core.errors import KlonError
+from klon.core.kernel_state import plain
 from klon.core.paths import SHIPPED_MODELS, shipped_sets
 from klon.core.processor import Knob, Processor, check_knob
 from klon.dsp.smoothing import CURRENT, TARGET, smoother_set_target
 from klon.neural.kernels import HISTORY, BankState, bracket, compiled
 from klon.neural.model import load_model, rest_state
-from klon.pedal.stages import SharedStages
 
 
 def model_set_files(models: str | os.PathLike) -> list[Path]:
@@ -83,7 +83,7 @@ class ModelBank(Processor):
         self.channels = channels
         self.reset(channels)
         # compiled now, not at the first turn of the knob (a no-op: that model already runs)
-        self._warm_up(self.kernel_state, self._rest, self.running[0], self.running[0])
+        self._warm_up(self.kernel_args, self._rest, self.running[0], self.running[0])
 
     @property
     def tone_rate(self) -> float:
@@ -99,7 +99,7 @@ class ModelBank(Processor):
             now, end = end, now
         first = _needed(self.positions, now)[0]
         last = _needed(self.positions, end)[1]
-        self._warm_up(self.kernel_state, self._rest, first, last)
+        self._warm_up(self.kernel_args, self._rest, first, last)
 
     def reset(self, channels: int | None = None) -> None:
         """Every model back to rest and the Gain at its value; a channel count re-sizes the
@@ -115,6 +115,7 @@ class ModelBank(Processor):
         self.kernel_state = BankState(np.repeat(self._rest, channels, axis=0), self.positions,
                                       self.glide, self.running,
                                       np.zeros((channels, HISTORY), dtype=np.float32))
+        self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
 
     def prepare(self, frames: int) -> None:
@@ -122,15 +123,16 @@ class ModelBank(Processor):
         self.work = np.zeros((self.channels, max(frames, 256)))
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
-        if not self._run_bank(x, y, self.kernel_state):
+        if not self._run_bank(x, y, self.kernel_args):
             raise KlonError("audio contains NaN or Inf samples")
 
-    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: SharedStages) -> bool:
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
         """The whole neural pedal on a checked block (x, y channels x frames), this bank
-        between the shared stages; False if x holds NaN or Inf."""
+        between the shared stages (SharedStages as plain tuples); False if x holds NaN or
+        Inf."""
         if x.shape[1] > self.work.shape[1]:
             self.prepare(x.shape[1])
-        return self._run_pedal(x, y, self.work, self.kernel_state, stages)
+        return self._run_pedal(x, y, self.work, self.kernel_args, stages)
 
 
 def _needed(positions, gain):

@@ -34,12 +34,11 @@ from klon.pedal.stages import run_stage
 from klon.dsp.activations import fast_tanh
 from klon.dsp.smoothing import smoother_next
 
-# fastmath without reassociation (which would flatten the balanced sums back into chains) and
-# without reciprocal approximations (a true division is as fast here and more accurate)
-FASTMATH = {"nnan", "ninf", "nsz", "contract", "afn"}
-ALIGN = 16  # float32 per 64-byte cache line: each block of a row starts on a line
+# the architectures write the step; the generated modules import FASTMATH and HALF from here,
+# and layout, pack and gate_names stay importable from here
+from klon.neural.architectures import architecture, gate_names, layout, pack  # noqa: F401
+from klon.neural.architectures.common import FASTMATH, HALF  # noqa: F401
 
-HALF = np.float32(0.5)
 HISTORY = 2048  # bank inputs kept per channel for models that start running (46 ms at 44.1 kHz)
 
 
@@ -76,109 +75,10 @@ def bracket(positions, value):
     return i, (value - positions[i]) / (positions[i + 1] - positions[i])
 
 
-def gate_names(kind):
-    return ("z", "r", "c") if kind == "gru" else ("i", "f", "c", "o")
-
-
-def layout(kind, hidden, inputs):
-    """Offsets of each block in an instance's float32 row, and the row length.
-
-    Per gate g: K<g> (inputs x H input weights), B<g> (H input-side bias), U<g> (H x H recurrent
-    weights, row k for unit k of the previous state); then the Dense W (H) and BD, the state HS
-    (H) and, for LSTM, the cell CS (H). GRU's candidate keeps its recurrent bias apart (RC)."""
-    blocks = []
-    for g in gate_names(kind):
-        blocks += [(f"K{g}", inputs * hidden), (f"B{g}", hidden), (f"U{g}", hidden * hidden)]
-    if kind == "gru":
-        blocks.append(("RC", hidden))
-    blocks += [("W", hidden), ("BD", 1), ("HS", hidden)]
-    if kind == "lstm":
-        blocks.append(("CS", hidden))
-    offsets, n = {}, 0
-    for name, size in blocks:
-        offsets[name] = n
-        n += -(-size // ALIGN) * ALIGN
-    return offsets, n
-
-
-def pack(spec):
-    """A model's weights as one float32 row (state zero), in the kernels' layout: sigmoid gates
-    pre-scaled by 1/2, and GRU's two biases folded where the maths allows."""
-    H, k = spec.hidden_size, spec.inputs
-    offsets, n = layout(spec.kind, H, k)
-    row = np.zeros(n, dtype=np.float32)
-
-    def put(name, values):
-        values = np.asarray(values, dtype=np.float64).ravel()
-        row[offsets[name]:offsets[name] + values.size] = values
-
-    for i, g in enumerate(gate_names(spec.kind)):
-        cols = slice(i * H, (i + 1) * H)
-        # sigmoid(v) = (1 + tanh(v / 2)) / 2: a sigmoid gate's weights and bias are halved
-        if spec.kind == "lstm":
-            scale = 1.0 if g == "c" else 0.5
-            put(f"K{g}", scale * spec.kernel[:, cols])
-            put(f"B{g}", scale * spec.bias[cols])
-            put(f"U{g}", scale * spec.recurrent[:, cols])
-        elif g == "c":
-            # the candidate's r * (h U + b1) is kept as g + g tanh(..) with g = (h U + b1) / 2
-            put("Kc", spec.kernel[:, cols])
-            put("Bc", spec.bias[0, cols])
-            put("Uc", 0.5 * spec.recurrent[:, cols])
-            put("RC", 0.5 * spec.bias[1, cols])
-        else:  # z and r: input and recurrent biases simply add
-            put(f"K{g}", 0.5 * spec.kernel[:, cols])
-            put(f"B{g}", 0.5 * (spec.bias[0, cols] + spec.bias[1, cols]))
-            put(f"U{g}", 0.5 * spec.recurrent[:, cols])
-    put("W", spec.dense_weights)
-    put("BD", [spec.dense_bias])
-    return row
-
-
-def _tree(terms):
-    """a + b + c + d as ((a + b) + (c + d)): half the dependency chain."""
-    while len(terms) > 1:
-        terms = [f"({terms[i]} + {terms[i + 1]})" if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
 def _step_source(kind, hidden, inputs):
     """Source of `_step(m, r, u0, .., u{k-1})`: one time step of the instance in row r of m;
-    updates its state and returns the Dense output."""
-    o, _ = layout(kind, hidden, inputs)
-    H = hidden
-    us = [f"u{i}" for i in range(inputs)]
-    lines = ["@njit(fastmath=FASTMATH, cache=CACHE)", f"def _step(m, r, {', '.join(us)}):"]
-    lines += [f"    h{k} = m[r, {o['HS'] + k}]" for k in range(H)]
-
-    def pre(g):
-        terms = [f"m[r, {o['B' + g]} + j]"] + [f"{u} * m[r, {o['K' + g] + i * H} + j]"
-                                                for i, u in enumerate(us)]
-        return " + ".join(terms)
-
-    def recur(g):
-        return _tree([f"h{k} * m[r, {o['U' + g] + k * H} + j]" for k in range(H)])
-
-    lines.append(f"    for j in range({H}):")
-    body = lines.append
-    if kind == "gru":
-        body(f"        tz = fast_tanh(({pre('z')}) + {recur('z')})")
-        body(f"        tr = fast_tanh(({pre('r')}) + {recur('r')})")
-        body(f"        gc = m[r, {o['RC']} + j] + {recur('c')}")
-        body(f"        c = fast_tanh((({pre('c')}) + gc) + gc * tr)")
-        # h' = z h + (1 - z) c, z = (1 + tz) / 2
-        body(f"        m[r, {o['HS']} + j] = c * (HALF - HALF * tz) + "
-             f"(HALF + HALF * tz) * m[r, {o['HS']} + j]")
-    else:
-        for g in ("i", "f", "c", "o"):
-            body(f"        t{g} = fast_tanh(({pre(g)}) + {recur(g)})")
-        body(f"        cell = (HALF + HALF * tf) * m[r, {o['CS']} + j] + (HALF + HALF * ti) * tc")
-        body(f"        m[r, {o['CS']} + j] = cell")
-        body(f"        m[r, {o['HS']} + j] = (HALF + HALF * to) * fast_tanh(cell)")
-    lines.append("    return m[r, {}] + {}".format(
-        o["BD"], _tree([f"m[r, {o['W'] + j}] * m[r, {o['HS'] + j}]" for j in range(H)])))
-    return "\n".join(lines)
+    updates its state and returns the Dense output. The architecture writes it."""
+    return architecture(kind).step_source(hidden, inputs)
 
 
 _DRIVERS = '''
@@ -209,6 +109,7 @@ def _bank(x, y, n, bank):
     """The first n frames of x (channels x frames) through the running models of the BankState
     (row model * channels + channel of its rows), mixing the two whose Gain positions bracket
     the gliding Gain."""
+    bank = BankState(*bank)
     m, positions, glide, running, history = (bank.rows, bank.positions, bank.glide,
                                              bank.running, bank.history)
     channels = x.shape[0]
@@ -237,6 +138,7 @@ def _bank(x, y, n, bank):
 def warm_up(bank, rest, first, last):
     """Start models first..last running: each one not running yet starts from rest and replays
     the history, so it joins in the state it would have had if it had run all along."""
+    bank = BankState(*bank)
     m, running, history = bank.rows, bank.running, bank.history
     channels = history.shape[0]
     gain = bank.glide[0]
@@ -267,9 +169,11 @@ def run_bank(x, y, bank):
 @njit(error_model="numpy", cache=CACHE)
 def run_pedal(x, y, work, bank, stages):
     """The neural engine's pedal: input buffer -> model bank -> treble control -> output
-    stage (the SharedStages), one block in one call."""
+    stage (the SharedStages), one block in one call. The state arrives as plain tuples
+    (klon.core.kernel_state) and is named here."""
     if not all_finite(x):
         return False
+    stages = name_stages(stages)
     n = x.shape[1]
     a = work[:, :n]
     for c in range(x.shape[0]):
@@ -290,9 +194,11 @@ _HEADER = '''"""Generated by klon.neural.kernels: {kind}-{hidden} with {inputs} 
 import numpy as np
 from numba import njit
 
-from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, run_stage
+from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, name_stages, run_stage
 from klon.dsp.smoothing import REMAINING, smoother_next
-from klon.neural.kernels import FASTMATH, HALF, HISTORY, all_finite, bracket, fast_tanh
+from klon.neural.kernels import (
+    FASTMATH, HALF, HISTORY, BankState, all_finite, bracket, fast_tanh,
+)
 
 # only the step is fastmath: in a function compiled with no-NaN/no-Inf flags the NaN/Inf checks
 # on the input would be optimised away

@@ -1,24 +1,27 @@
 """One recurrent model, streamed block by block with its state kept."""
+import os
+
 import numpy as np
 
 from klon.core.errors import KlonError
-from klon.neural.kernels import HISTORY, compiled, layout, pack
+from klon.neural.architectures import architecture
+from klon.neural.kernels import HISTORY, compiled
 from klon.neural.model_file import ModelSpec, read_model
 
 PREROLL_SAMPLES = HISTORY  # zeros run through a fresh model (2048, as the original plugin did)
 
 
-def load_model(source):
+def load_model(source: str | os.PathLike | ModelSpec) -> ModelSpec:
     """A ModelSpec from a path (or a ModelSpec, passed through)."""
     return source if isinstance(source, ModelSpec) else read_model(source)
 
 
-def rest_state(spec, kernels=None):
+def rest_state(spec: ModelSpec, kernels: dict | None = None) -> np.ndarray:
     """The model's packed row after PREROLL_SAMPLES zeros from a zero state: where it rests with
     no signal, so starting there does not click (from a zero state the published GRUs jump by
     up to 0.17 V on the first sample)."""
     kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
-    row = pack(spec)[None, :]
+    row = architecture(spec.kind).pack(spec)[None, :]
     kernels["run_model"](np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32),
                          np.empty((1, PREROLL_SAMPLES), dtype=np.float32), row)
     return row[0]
@@ -42,7 +45,8 @@ class RecurrentModel:
         kernels = compiled(self.kind, self.hidden_size, self.inputs)
         self._run, self._run_mono = kernels["run_model"], kernels["run_mono"]
         self._rest = rest_state(self.spec)
-        self._offsets = layout(self.kind, self.hidden_size, self.inputs)[0]
+        self._architecture = architecture(self.kind)
+        self._offsets = self._architecture.layout(self.hidden_size, self.inputs)[0]
         self.reset(1)
 
     def reset(self, channels=None):
@@ -54,12 +58,11 @@ class RecurrentModel:
 
     @property
     def state(self):
-        """The hidden state per channel (a copy), H values; LSTM's cell state follows."""
+        """The state per channel (a copy), H values per state vector: the hidden state, then
+        (LSTM) the cell state."""
         o, H = self._offsets, self.hidden_size
-        parts = [self.rows[:, o["HS"]:o["HS"] + H]]
-        if self.kind == "lstm":
-            parts.append(self.rows[:, o["CS"]:o["CS"] + H])
-        return np.concatenate(parts, axis=1)
+        return np.concatenate([self.rows[:, o[block]:o[block] + H]
+                               for block in self._architecture.STATE_BLOCKS], axis=1)
 
     def _shape(self, x):
         """(channels, inputs, frames) view of a block, or a KlonError."""

@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from klon.core.errors import KlonError
+from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor, check_sample_rate
 from klon.pedal.stages import InputBuffer, OutputStage, SharedStages, Tone
 
@@ -74,8 +75,8 @@ class Centaur(Processor):
         for stage in (self.input_buffer, self.gain_stage, self.tone, self.output_stage):
             stage.reset(self.channels)
         # built once per channel count: a block then costs one dispatch with these very arrays
-        self.stages = SharedStages(self.input_buffer.kernel_state, self.tone.kernel_state,
-                                   self.output_stage.kernel_state)
+        self.stages = plain(SharedStages(self.input_buffer.kernel_state, self.tone.kernel_state,
+                                         self.output_stage.kernel_state))
 
     def render(self, x, y) -> None:
         # no views, generators or NumPy scalars here: a block makes no Python objects

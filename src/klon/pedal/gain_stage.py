@@ -30,11 +30,14 @@ from numba import njit
 
 from klon import wdf
 from klon.core.errors import KlonError
+from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor
 from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
 from klon.dsp.smoothing import CURRENT, REMAINING, smoother_skip
 from klon.pedal import components as c
-from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, SharedStages, run_stage
+from klon.pedal.stages import (
+    INPUT_BUFFER, OUTPUT_STAGE, TONE, SharedStages, name_stages, run_stage,
+)
 from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
 from klon.wdf.tree import state_space_step
 
@@ -105,7 +108,9 @@ class GainStageState(NamedTuple):
 
 @njit(cache=True, error_model="numpy")
 def run_gain_stage(x, y, s):
-    """x, y: channels x frames at the oversampled rate; s: the GainStageState."""
+    """x, y: channels x frames at the oversampled rate; s: the GainStageState (or it as a
+    plain tuple)."""
+    s = GainStageState(*s)
     coef, pre_matrix, clip_matrix, clip_root = s.coef, s.pre_matrix, s.clip_matrix, s.clip_root
     pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
     opamp_state = s.opamp_state
@@ -170,7 +175,10 @@ class PedalWork(NamedTuple):
 def run_circuit_pedal(x, y, start, stop, work, stages, oversampler, gain_stage):
     """Frames start..stop of a block through every stage of the circuit engine's pedal: one
     compiled call, so a block costs one dispatch however many stages there are. Refuses
-    (returns False, touching nothing) if the input holds NaN or Inf."""
+    (returns False, touching nothing) if the input holds NaN or Inf. The state arrives as plain
+    tuples (klon.core.kernel_state) and is named here."""
+    work, stages = PedalWork(*work), name_stages(stages)
+    oversampler, gain_stage = OversamplerState(*oversampler), GainStageState(*gain_stage)
     n = stop - start
     for ch in range(x.shape[0]):
         for t in range(n):
@@ -268,6 +276,7 @@ class GainStage(Processor):
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
             np.zeros((channels, 3)))
+        self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
 
     def prepare(self, frames: int) -> None:
@@ -277,6 +286,8 @@ class GainStage(Processor):
         self.work = PedalWork(np.zeros((self.channels, frames)),
                               np.zeros((self.channels, frames * f)),
                               np.zeros((self.channels, frames * f)))
+        # built once: a block then costs one dispatch with these very arrays
+        self.pedal_args = (plain(self.work), self.oversampler.kernel_args, self.kernel_args)
 
     @property
     def latency(self) -> int:
@@ -315,17 +326,17 @@ class GainStage(Processor):
             stop = self.next_segment(start, frames)
             n = (stop - start) * f
             self.oversampler.upsample(x[:, start:stop], high[:, :n])
-            run_gain_stage(high[:, :n], high_out[:, :n], self.kernel_state)
+            run_gain_stage(high[:, :n], high_out[:, :n], self.kernel_args)
             self.oversampler.downsample(high_out[:, :n], y[:, start:stop])
             start = stop
 
-    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: SharedStages) -> bool:
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
         """The whole circuit pedal on a checked block (x, y channels x frames), this stage
-        between the shared ones; False if x holds NaN or Inf."""
+        between the shared ones (SharedStages as plain tuples); False if x holds NaN or Inf."""
         frames = x.shape[1]
         if frames > self.work.low.shape[1]:
             self.prepare(frames)
-        work, oversampler, state = self.work, self.oversampler.state, self.kernel_state
+        work, oversampler, state = self.pedal_args
         start = 0
         while start < frames:
             stop = self.next_segment(start, frames)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor, check_knob, new_glide  # noqa: F401 (moving)
 from klon.dsp.bilinear import bilinear1
 from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
@@ -66,7 +67,8 @@ class StageState(NamedTuple):
 @njit(cache=True, error_model="numpy")
 def run_stage(stage, x, y, s):
     """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x);
-    s: the stage's StageState."""
+    s: the stage's StageState (or it as a plain tuple)."""
+    s = StageState(*s)
     n_channels, n_frames = x.shape
     state, glide, params = s.state, s.glide, s.params
     low = params[LOW]
@@ -114,7 +116,7 @@ class LinearStage(Processor):
         self.kernel_state.state[:] = 0.0
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
-        run_stage(self.stage, x, y, self.kernel_state)
+        run_stage(self.stage, x, y, plain(self.kernel_state))
 
 
 class InputBuffer(LinearStage):
@@ -155,3 +157,9 @@ class SharedStages(NamedTuple):
     input_buffer: StageState
     tone: StageState
     output_stage: StageState
+
+
+@njit(cache=True)
+def name_stages(stages):
+    """SharedStages from the plain tuples a kernel receives (see klon.core.kernel_state)."""
+    return SharedStages(StageState(*stages[0]), StageState(*stages[1]), StageState(*stages[2]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from klon.core.errors import KlonError
+from klon.core.files import atomic_write
 
 NETLIST_STAGES = ("input_buffer", "gain_stage", "tone", "output_stage", "pedal")
 
@@ -287,9 +288,5 @@ def write_netlists(directory, **knobs) -> list[Path]:
     """Write every stage's netlist as `<stage>.cir` into `directory`; returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for stage in NETLIST_STAGES:
-        path = directory / f"{stage}.cir"
-        path.write_text(netlist(stage, **knobs) + ".end\n")
-        paths.append(path)
-    return paths
+    return [atomic_write(directory / f"{stage}.cir", netlist(stage, **knobs) + ".end\n")
+            for stage in NETLIST_STAGES]

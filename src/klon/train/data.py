@@ -160,7 +160,7 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
     manifest = _manifest(folder)
     xs, ys, names, rate, pcm = _read_pairs(folder / "input", folder / "target")
     inputs, targets, segment_names = [], [], []
-    for x, y, name in zip(xs, ys, names):
+    for x, y, name in zip(xs, ys, names, strict=True):
         sx, sy = segments(x, y, rate, seconds, context)
         inputs.append(sx)
         targets.append(sy)

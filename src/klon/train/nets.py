@@ -1,18 +1,19 @@
 """The neural gain stage: one recurrent layer (GRU or LSTM) and a Dense(1) output, as in the
 seed's GRU-8.
 
-Parameters live in torch's nn.GRU / nn.LSTM and nn.Linear, so the model trains, saves and
-exports the same way whichever path computes it: on the CPU a GRU runs the fused kernels of
-klon.train.gru_kernel (much faster than torch's own CPU GRU for small widths), on a GPU and for
-the LSTM torch computes it.
+The recurrent layer is the architecture's torch layer (klon.neural.architectures: nn.GRU,
+nn.LSTM), so the model trains, saves and exports the same way whichever path computes it: on the
+CPU a GRU runs the fused kernels of klon.train.gru_kernel (much faster than torch's own CPU GRU
+for small widths), on a GPU and for other architectures torch computes it.
 """
 import numpy as np
 import torch
 from torch import nn
 
+from klon.neural.architectures import architecture
 from klon.train.gru_kernel import gru_backward, gru_forward
 
-CELLS = ("gru", "lstm")
+
 def _chunks(batch):
     """How many parallel chunks a batch splits into: a function of the batch size alone (not of
     the core count), so that results do not depend on the machine; at least 16 rows (an AVX-512
@@ -67,20 +68,22 @@ class GainStageNet(nn.Module):
     x (batch x time x inputs) to (batch x time) and returns the state after the last sample
     (pass it back in to continue the signal)."""
 
-    def __init__(self, hidden=8, cell="gru", inputs=1):
+    def __init__(self, hidden: int = 8, cell: str = "gru", inputs: int = 1):
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}: choose from {', '.join(CELLS)}")
+        architecture(cell)  # an unknown cell is refused here, with the kinds there are
         self.cell, self.hidden, self.inputs = cell, int(hidden), int(inputs)
-        layer = nn.GRU if cell == "gru" else nn.LSTM
-        self.rnn = layer(self.inputs, self.hidden, batch_first=True)
+        self.rnn = self.architecture.torch_layer(self.inputs, self.hidden)
         self.dense = nn.Linear(self.hidden, 1)
         self.fused = True  # use the fused CPU kernels where they apply
 
+    @property
+    def architecture(self):
+        """The module of klon.neural.architectures for this cell (a plain module, kept out of
+        the net's attributes so the net deep-copies and pickles)."""
+        return architecture(self.cell)
+
     def initial_state(self, batch):
-        p = self.dense.weight
-        h = p.new_zeros(batch, self.hidden)
-        return h if self.cell == "gru" else (h, p.new_zeros(batch, self.hidden))
+        return self.architecture.torch_state(self.dense.weight, batch, self.hidden)
 
     def forward(self, x, state=None):
         batch = x.shape[0]
@@ -88,12 +91,7 @@ class GainStageNet(nn.Module):
             state = self.initial_state(batch)
         if self.cell == "gru" and self.fused and x.device.type == "cpu":
             return self._fused_forward(x, state)
-        if self.cell == "gru":
-            seq, h = self.rnn(x, state.unsqueeze(0))
-            new_state = h[0]
-        else:
-            seq, (h, c) = self.rnn(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
-            new_state = (h[0], c[0])
+        seq, new_state = self.architecture.torch_run(self.rnn, x, state)
         return self.dense(seq)[..., 0], new_state
 
     def _fused_forward(self, x, state):

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import numpy as np
 
-from klon.tools.demo import save_figure
 from klon.core.errors import KlonError
+from klon.core.metrics import clip_esr
+from klon.tools.demo import save_figure
 from klon.train import data as datasets
 from klon.train import export
 from klon.train.evaluate import predict
-from klon.core.metrics import clip_esr
 
 
 def _pyplot():

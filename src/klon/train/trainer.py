@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from klon.core.errors import KlonError
-from klon.train.data import split
 from klon.core.metrics import clip_esr
+from klon.train.data import split
 from klon.train.loss import esr_loss
 from klon.train.nets import GainStageNet, detach_state
 
@@ -213,7 +213,8 @@ class Trainer:
         except FileNotFoundError:
             raise KlonError(f"cannot resume: no checkpoint at '{path}'") from None
         except Exception as error:  # a truncated or foreign file
-            raise KlonError(f"cannot resume from '{path}': not a klon checkpoint ({error})") from None
+            raise KlonError(f"cannot resume from '{path}': not a klon checkpoint "
+                            f"({error})") from None
         ours = asdict(self.config)
         changed = [k for k, v in saved["config"].items()
                    if k not in ("epochs", "minutes", "patience", "device") and ours.get(k) != v]

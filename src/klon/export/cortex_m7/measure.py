@@ -46,7 +46,7 @@ class Case:
 
 def reference_clip(seconds=0.5, sample_rate=44_100):
     """A reference DI clip (../shared/data) if there, else a generated riff; float32 volts."""
-    from klon.tools.verify import find_data
+    from klon.core.paths import find_data
     data = find_data()
     frames = int(seconds * sample_rate)
     if data is not None and sample_rate == 44_100:

@@ -20,7 +20,7 @@ def pairs(terms: Sequence[Product]) -> tuple[str, Product | None]:
     it in. Returns (text, product): product is (a, b) when the whole sum is that one bare
     product."""
     level = [(f"fmaf({a}, {b}, {c} * {d})", None)
-             for (a, b), (c, d) in zip(terms[::2], terms[1::2])]
+             for (a, b), (c, d) in zip(terms[::2], terms[1::2], strict=False)]
     if len(terms) % 2:
         a, b = terms[-1]
         level.append((f"{a} * {b}", (a, b)))

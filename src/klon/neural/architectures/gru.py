@@ -78,7 +78,8 @@ def step_source(hidden: int, inputs: int) -> str:
     lines += [f"        tz = fast_tanh({pre('z')})",
               f"        tr = fast_tanh({pre('r')})",
               f"        gc = m[r, {o['RC']} + j] + {common.recurrent_sum(o, 'c', hidden)}",
-              f"        c = fast_tanh((({common.input_sum(o, 'c', hidden, inputs)}) + gc) + gc * tr)",
+              f"        c = fast_tanh((({common.input_sum(o, 'c', hidden, inputs)}) + gc) + "
+              "gc * tr)",
               # h' = z h + (1 - z) c, z = (1 + tz) / 2
               f"        m[r, {o['HS']} + j] = c * (HALF - HALF * tz) + "
               f"(HALF + HALF * tz) * m[r, {o['HS']} + j]",
@@ -178,5 +179,5 @@ def to_torch(layer, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray)
               _to_torch(bias[1], h)]
     with torch.no_grad():
         for parameter, value in zip((layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0,
-                                     layer.bias_hh_l0), values):
+                                     layer.bias_hh_l0), values, strict=True):
             parameter.copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))

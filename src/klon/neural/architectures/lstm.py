@@ -133,6 +133,6 @@ def to_torch(layer, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray)
     import torch
     with torch.no_grad():
         for parameter, value in zip((layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0),
-                                    (kernel.T, recurrent.T, bias)):
+                                    (kernel.T, recurrent.T, bias), strict=True):
             parameter.copy_(torch.from_numpy(np.ascontiguousarray(value, np.float32)))
         layer.bias_hh_l0.zero_()
