@@ -10,16 +10,18 @@ SHIPPED_MODELS = PACKAGE / "models"
 
 
 def find_data(data: str | os.PathLike | None = None) -> Path | None:
-    """The reference data folder (holding klon-ltspice/DataIn): `data`, else $KLON_DATA, else
+    """The reference data folder (holding klon-ltspice/DataIn): `data` (a KlonError if it is
+    not one: a folder the user names is never swapped for another), else $KLON_DATA, else
     ../shared/data beside the checkout or the working folder; None if there is none."""
-    candidates = [data, os.environ.get("KLON_DATA"),
-                  PACKAGE.parents[1].parent / "shared" / "data",
+    if data:
+        if not (Path(data) / "klon-ltspice" / "DataIn").is_dir():
+            raise KlonError(f"no klon-ltspice/DataIn folder under {data}")
+        return Path(data)
+    candidates = [os.environ.get("KLON_DATA"), PACKAGE.parents[1].parent / "shared" / "data",
                   Path.cwd().parent / "shared" / "data"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "klon-ltspice" / "DataIn").is_dir():
             return Path(candidate)
-    if data:
-        raise KlonError(f"no klon-ltspice/DataIn folder under {data}")
     return None
 
 

@@ -30,12 +30,14 @@ from klon.neural.architectures import architecture
 from klon.neural.bank import ModelBank
 from klon.neural.gain_stage import DEFAULT_MODELS
 from klon.neural.model import rest_state
+from klon.neural.model_file import ModelSpec
 from klon.pedal import components as c
 
 TEMPLATES = Path(__file__).with_name("templates")
 HEADER, SOURCE = "klon_pedal.h", "klon_pedal.c"
 CIRCUIT_FILES = ("klon_circuit_gain.h", "klon_circuit_gain.c")
 DEFAULT_SET = DEFAULT_MODELS[44_100]
+ModelPath = str | os.PathLike  # a model file, a folder of them or a shipped set's name
 
 # tanh(x) ~= x P(x^2) / Q(x^2), as klon.dsp.activations (within 3.4e-7 of tanh)
 EXACT_TANH = dict(limit=float(TANH_LIMIT), p=[float(v) for v in TANH_NUMERATOR],
@@ -48,7 +50,7 @@ FAST_TANH = dict(limit=7.0, p=[0.99999569, 0.123022623, 0.00227705954, 3.9303440
                  q=[1.0, 0.456341117, 0.0210725098, 0.000142358495])
 
 
-def tanh_error(tanh=FAST_TANH, clamp_output=False):
+def tanh_error(tanh: dict = FAST_TANH, clamp_output: bool = False) -> float:
     """Largest |error| against the exact tanh of the C function (float32 maths), over +-20."""
     x = np.linspace(-20.0, 20.0, 400_001).astype(np.float32)
     return float(np.max(np.abs(_tanh32(x, tanh, clamp_output) - np.tanh(x.astype(np.float64)))))
@@ -78,7 +80,8 @@ def _horner(coefficients, fused=False):
     return text
 
 
-def bank_specs(models=None, model=None):
+def bank_specs(models: ModelPath | None = None, model: ModelPath | None = None
+               ) -> tuple[list[ModelSpec], list[float], str]:
     """(specs, positions, source text) of the bank the Python engine would build: `model` (one
     file, at every Gain) or `models` (a shipped set name or folder; default the shipped set the
     neural engine plays at 44.1 kHz)."""
@@ -114,7 +117,7 @@ def _unit_struct(kind: str) -> str:
     return "\n".join(lines)
 
 
-def _model_initialiser(spec, position: float | None) -> str:
+def _model_initialiser(spec: ModelSpec, position: float | None) -> str:
     """One klon_model's initialiser from the packed row the Python kernels run."""
     arch = architecture(spec.kind)
     H, k = spec.hidden_size, spec.inputs
@@ -137,7 +140,7 @@ def _model_initialiser(spec, position: float | None) -> str:
             f"      {dense},\n      {c_float(row[offsets['BD']])}}}")
 
 
-def _rest_initialiser(spec) -> str:
+def _rest_initialiser(spec: ModelSpec) -> str:
     """Where the model rests (its state vectors after the pre-roll), as the engine computes it."""
     arch = architecture(spec.kind)
     H = spec.hidden_size
@@ -158,7 +161,8 @@ def _components():
     return "\n".join(lines + [f"#define {name} {c_double(v)}" for name, v in values.items()])
 
 
-def render_pedal(models=None, model=None):
+def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
+                 ) -> dict[str, str]:
     """{file name: text} of klon_pedal.h and klon_pedal.c for a model set (or one model)."""
     specs, positions, source = bank_specs(models, model)
     first = specs[0]
@@ -196,7 +200,8 @@ def render_pedal(models=None, model=None):
     return {name: fill_template(TEMPLATES / f"{name}.in", fields) for name in (HEADER, SOURCE)}
 
 
-def render_library(models=None, model=None, circuit=False):
+def render_library(models: ModelPath | None = None, model: ModelPath | None = None,
+                   circuit: bool = False) -> dict[str, str]:
     """The files of `klon export c`: the neural pedal, and with circuit=True the circuit gain
     stage for -DKLON_ENGINE_CIRCUIT."""
     texts = render_pedal(models, model)
@@ -205,7 +210,9 @@ def render_library(models=None, model=None, circuit=False):
     return texts
 
 
-def export_c(out_dir, models=None, model=None, circuit=False, force=False):
+def export_c(out_dir: str | os.PathLike, models: ModelPath | None = None,
+             model: ModelPath | None = None, circuit: bool = False, force: bool = False
+             ) -> list[Path]:
     """Write the C library into out_dir (made if missing); returns the paths written.
 
     A folder that already holds files is refused unless force; even then only the library's own
