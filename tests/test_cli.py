@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import KLON, PUBLISHED, TIMEOUT, di_clip, reference_path, run_klon, target_clip
+from conftest import (
+    KLON,
+    PUBLISHED,
+    TIMEOUT,
+    di_clip,
+    needs_data,
+    reference_path,
+    run_klon,
+    target_clip,
+)
 
 import klon
 
@@ -350,3 +359,23 @@ def test_bad_input(bad_runs, name):
     assert listing(case["folder"] / "sub") == []
     if case["before"] is not None:
         assert case["input"].read_bytes() == case["before"]
+
+
+# --- klon score ---------------------------------------------------------------------------
+
+@needs_data
+def test_score_prints_a_row_per_gain():
+    result = run_klon("score", "--clips", "2")
+    assert_ok(result)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| Gain | published train / val ESR %")
+    assert [row.split(" | ")[0] for row in rows[1:]] == \
+        ["| 0.00", "| 0.25", "| 0.50", "| 0.75", "| 1.00"]
+    assert "2 clips, samples 14000.. of each." in result.stdout
+
+
+def test_score_refuses_a_folder_without_the_reference_data(tmp_path):
+    result = run_klon("score", "--data", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == \
+        [f"klon: error: no klon-ltspice/DataIn folder under {tmp_path}"]

@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 
 from klon import Centaur, KlonError
+from klon.dsp.activations import fast_tanh_array
 from klon.neural import RecurrentModel, read_model, reference_output
 from klon.neural.bank import ModelBank
-from klon.dsp.activations import fast_tanh_array
 from klon.neural.model import PREROLL_SAMPLES
 from klon.tools.scoring import score
 
@@ -52,7 +52,8 @@ def random_model(kind, hidden, inputs=1, seed=0, scale=1.0):
     return {"in_shape": [None, None, inputs],
             "layers": [{"type": kind, "activation": "tanh", "shape": [None, None, hidden],
                         "weights": [rng.normal(0, scale, (inputs, gates)).tolist(),
-                                    rng.normal(0, scale / np.sqrt(hidden), (hidden, gates)).tolist(),
+                                    rng.normal(0, scale / np.sqrt(hidden),
+                                               (hidden, gates)).tolist(),
                                     bias.tolist()]},
                        {"type": "dense", "activation": "", "shape": [None, None, 1],
                         "weights": [rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)).tolist(),

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from golden import render
 
 GOLDEN = np.load(Path(__file__).with_name("golden") / "golden.npz")

@@ -141,7 +141,7 @@ def warm_up(bank, rest, first, last):
     bank = BankState(*bank)
     m, running, history = bank.rows, bank.running, bank.history
     channels = history.shape[0]
-    gain = bank.glide[0]
+    gain = bank.glide[CURRENT]
     for model in range(first, last + 1):
         if not running[0] <= model <= running[1]:
             for c in range(channels):
@@ -195,7 +195,7 @@ import numpy as np
 from numba import njit
 
 from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, name_stages, run_stage
-from klon.dsp.smoothing import REMAINING, smoother_next
+from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
 from klon.neural.kernels import (
     FASTMATH, HALF, HISTORY, BankState, all_finite, bracket, fast_tanh,
 )

@@ -10,7 +10,8 @@ R15, R16, R17, R18, R19, R20 = 22e3, 47e3, 27e3, 12e3, 15e3, 392e3
 R21, R22, R23, R24, R25, R28 = 1.8e3, 100e3, 4.7e3, 100e3, 560.0, 100e3
 
 # capacitors (farads)
-C1, C3, C4, C5, C6, C7, C8, C9, C10 = 0.1e-6, 0.1e-6, 68e-9, 68e-9, 390e-9, 82e-9, 390e-12, 1e-6, 1e-6
+C1, C3, C4, C5, C6 = 0.1e-6, 0.1e-6, 68e-9, 68e-9, 390e-9
+C7, C8, C9, C10 = 82e-9, 390e-12, 1e-6, 1e-6
 C11, C12, C13, C14, C15, C16 = 2.2e-9, 27e-9, 820e-12, 3.9e-9, 4.7e-6, 1e-6
 
 # pots (ohms, linear): gain is a dual gang, treble and level single
@@ -56,7 +57,8 @@ DIODES = {
                         "D(IS=2e-7 RS=7 N=1.3 CJO=0.5p VJ=0.1 M=0.27 BV=75 IBV=18u EG=0.67)"),
     # the Schottky the reference LTspice simulation used (data/README.md)
     "mbrb2545ct": DiodeModel("mbrb2545ct", 19.4e-9, 0.733, 0.01, 2.05e-9,
-                             "D(Is=19.4n Rs=0.01 N=0.733 Eg=0.718 Xti=0.535 Cjo=2.05n Vj=0.4 M=0.41)"),
+                             "D(Is=19.4n Rs=0.01 N=0.733 Eg=0.718 Xti=0.535 Cjo=2.05n Vj=0.4 "
+                             "M=0.41)"),
 }
 THERMAL_VOLTAGE = 0.025865  # kT/q at 27 C, SPICE's nominal temperature
 

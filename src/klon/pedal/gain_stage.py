@@ -36,7 +36,11 @@ from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, ups
 from klon.dsp.smoothing import CURRENT, REMAINING, smoother_skip
 from klon.pedal import components as c
 from klon.pedal.stages import (
-    INPUT_BUFFER, OUTPUT_STAGE, TONE, SharedStages, name_stages, run_stage,
+    INPUT_BUFFER,
+    OUTPUT_STAGE,
+    TONE,
+    name_stages,
+    run_stage,
 )
 from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
 from klon.wdf.tree import state_space_step
@@ -118,7 +122,8 @@ def run_gain_stage(x, y, s):
     n_clip = clip_result.shape[1] - 3  # states of the clipper tree (three outputs)
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
     y20, g13 = coef[Y20], coef[G13]
-    amp_low, amp_high, sum_low, sum_high = coef[AMP_LOW], coef[AMP_HIGH], coef[SUM_LOW], coef[SUM_HIGH]
+    amp_low, amp_high = coef[AMP_LOW], coef[AMP_HIGH]
+    sum_low, sum_high = coef[SUM_LOW], coef[SUM_HIGH]
     leg = 1.0 / (1.0 + y7 * rs)
     k = y7 * leg
     inv_y8 = 1.0 / y8
@@ -264,7 +269,8 @@ class GainStage(Processor):
         self.gang_b_bottom.set(bottom)
         self.preamp.derive()
         self.clipper.derive()
-        self.coef[RS] = bottom + c.R10  # gang A's bottom and R10: the series part of U1B's ground leg
+        # gang A's bottom and R10: the series part of U1B's ground leg
+        self.coef[RS] = bottom + c.R10
         self.coef[PRE_PORT] = self.preamp.port_resistance
         self.coef[CLIP_PORT] = self.clipper.port_resistance
 

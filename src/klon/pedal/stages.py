@@ -5,7 +5,6 @@ op-amp's output swing as a clamp. They share one kernel, which re-discretises pe
 knob glides, so they live together; their formulas are below, each next to its stage.
 """
 import math
-
 from typing import NamedTuple
 
 import numpy as np

@@ -13,7 +13,16 @@ Two ways to run a tree, computing the same thing:
 from numba import njit
 
 from klon.wdf.elements import (
-    CAPACITOR, INDUCTOR, PARALLEL, RESISTOR, ROOT_DIODE, ROOT_IDEAL_VOLTAGE_SOURCE, ROOT_OPEN, ROOT_SHORT, SERIES, VOLTAGE_SOURCE,
+    CAPACITOR,
+    INDUCTOR,
+    PARALLEL,
+    RESISTOR,
+    ROOT_DIODE,
+    ROOT_IDEAL_VOLTAGE_SOURCE,
+    ROOT_OPEN,
+    ROOT_SHORT,
+    SERIES,
+    VOLTAGE_SOURCE,
 )
 from klon.wdf.omega import diode_pair_voltage, diode_voltage
 
@@ -69,7 +78,8 @@ def reflect(topology, children, order, nodes, state, inputs):
             else:
                 for c in range(start, start + topology[n, CHILD_COUNT]):
                     child = children[c]
-                    b += nodes[n, PORT_RESISTANCE] / nodes[child, PORT_RESISTANCE] * nodes[child, WAVE_B]
+                    b += (nodes[n, PORT_RESISTANCE] / nodes[child, PORT_RESISTANCE]
+                          * nodes[child, WAVE_B])
         nodes[n, WAVE_B] = b
     return nodes[n, WAVE_B]
 
@@ -93,7 +103,8 @@ def scatter(topology, children, order, nodes, state, wave_into_top):
                 excess = (a - nodes[n, WAVE_B]) / nodes[n, PORT_RESISTANCE]
                 for c in range(start, stop):
                     child = children[c]
-                    nodes[child, WAVE_A] = nodes[child, WAVE_B] + nodes[child, PORT_RESISTANCE] * excess
+                    nodes[child, WAVE_A] = (nodes[child, WAVE_B]
+                                            + nodes[child, PORT_RESISTANCE] * excess)
             else:
                 # common voltage (a + b) / 2 seen by every child
                 twice_v = a + nodes[n, WAVE_B]
@@ -144,7 +155,8 @@ def wave_step(topology, children, order, nodes, state, inputs, root_kind, root_s
 
 @njit(cache=True, error_model="numpy")
 def derive_state_space(topology, children, order, nodes, sample_period, n_inputs,
-                       output_nodes, output_quantities, probe_state, probe_inputs, probe_out, matrix):
+                       output_nodes, output_quantities, probe_state, probe_inputs, probe_out,
+                       matrix):
     """Fill `matrix` (rows: root wave, next states, outputs; columns: states, inputs, root wave).
 
     The probe_* arrays are scratch space, so that a pot moving in real time allocates nothing.

@@ -3,8 +3,14 @@ import numpy as np
 
 from klon.wdf import tree as k
 from klon.wdf.elements import (
-    CAPACITOR, INDUCTOR, RESISTOR, ROOT_DIODE, ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE,
-    VOLTAGE_SOURCE, Node,
+    CAPACITOR,
+    INDUCTOR,
+    RESISTOR,
+    ROOT_DIODE,
+    ROOT_DIODE_PAIR,
+    ROOT_IDEAL_VOLTAGE_SOURCE,
+    VOLTAGE_SOURCE,
+    Node,
 )
 
 

@@ -72,14 +72,16 @@ def step_source(hidden: int, inputs: int) -> str:
     o, _ = layout(hidden, inputs)
     lines = common.step_head(o, hidden, inputs)
 
-    def pre(g):
-        return f"({common.input_sum(o, g, hidden, inputs)}) + {common.recurrent_sum(o, g, hidden)}"
+    def inputs_of(g):
+        return common.input_sum(o, g, hidden, inputs)
 
-    lines += [f"        tz = fast_tanh({pre('z')})",
-              f"        tr = fast_tanh({pre('r')})",
-              f"        gc = m[r, {o['RC']} + j] + {common.recurrent_sum(o, 'c', hidden)}",
-              f"        c = fast_tanh((({common.input_sum(o, 'c', hidden, inputs)}) + gc) + "
-              "gc * tr)",
+    def recurrent_of(g):
+        return common.recurrent_sum(o, g, hidden)
+
+    lines += [f"        tz = fast_tanh(({inputs_of('z')}) + {recurrent_of('z')})",
+              f"        tr = fast_tanh(({inputs_of('r')}) + {recurrent_of('r')})",
+              f"        gc = m[r, {o['RC']} + j] + {recurrent_of('c')}",
+              f"        c = fast_tanh((({inputs_of('c')}) + gc) + gc * tr)",
               # h' = z h + (1 - z) c, z = (1 + tz) / 2
               f"        m[r, {o['HS']} + j] = c * (HALF - HALF * tz) + "
               f"(HALF + HALF * tz) * m[r, {o['HS']} + j]",
