@@ -8,10 +8,6 @@ from conftest import noise
 
 from klon.core.errors import KlonError
 from klon.dsp import (
-    Biquad,
-    DCBlocker,
-    FirstOrderFilter,
-    LinearSmoother,
     Oversampler,
     bilinear,
     bilinear1,
@@ -19,6 +15,7 @@ from klon.dsp import (
     bilinear_constant,
     smoother_next,
     smoother_set_target,
+    smoother_skip,
 )
 
 FS = 48_000.0
@@ -93,53 +90,6 @@ def test_closed_forms_equal_the_generic_bilinear():
         bz, az = bilinear(b, a, FS, prewarp_hz)
         np.testing.assert_allclose(bilinear2(*b, *a, c), [bz[0], bz[1], bz[2], az[1], az[2]],
                                    rtol=1e-11, atol=1e-14)
-
-
-# ---- IIR sections ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_biquad_streams_like_one_lfilter_call(dtype):
-    bz, az = scipy.signal.butter(2, 2000.0, fs=FS)
-    x = noise((3, 5000)).astype(dtype)
-    f = Biquad(bz, az, channels=3)
-    y = np.empty_like(x)
-    points = split_points(x.shape[1])
-    for lo, hi in pairwise(points):
-        f.process(x[:, lo:hi], out=y[:, lo:hi])
-    expected = scipy.signal.lfilter(bz, az, x.astype(np.float64), axis=1)
-    tolerance = 1e-12 if dtype == np.float64 else 1e-5  # float32 output rounding
-    assert np.max(np.abs(y - expected)) < tolerance
-    # in place, mono 1-D
-    f = Biquad(bz * 3.0, az * 3.0)  # un-normalised coefficients are normalised
-    z = x[1].astype(np.float64)
-    assert f.process(z, out=z) is z
-    assert np.max(np.abs(z - expected[1])) < 1e-12
-
-
-def test_first_order_streams_like_one_lfilter_call():
-    bz, az = bilinear([1e-4, 0.0], [1e-4, 1.0], FS)
-    x = noise((2, 4000), seed=1)
-    f = FirstOrderFilter(bz, az, channels=2)
-    y = np.concatenate([f.process(x[:, lo:hi]) for lo, hi in pairwise([0, 7, 1000, 4000])],
-                       axis=1)
-    assert np.max(np.abs(y - scipy.signal.lfilter(bz, az, x, axis=1))) < 1e-12
-    f.reset()
-    assert np.max(np.abs(f.process(x) - y)) == 0.0
-
-
-def test_set_coefficients_keeps_state_and_reset_clears_it():
-    f = FirstOrderFilter([0.5, 0.5], [1.0, -0.5])
-    f.process(np.ones(10))
-    assert f.state[0, 0] != 0.0
-    f.set_coefficients([1.0, 0.0], [1.0, 0.0])  # identity, keeps the stored state
-    y = f.process(np.zeros(2))
-    assert y[0] != 0.0 and y[1] == 0.0
-    f.reset()
-    assert np.all(f.process(np.zeros(3)) == 0.0)
-    with pytest.raises(KlonError, match="2 numerator"):
-        f.set_coefficients([1.0, 2.0, 3.0], [1.0, 0.0])
-    with pytest.raises(KlonError, match="az"):
-        Biquad([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
 
 
 # ---- oversampling ---------------------------------------------------------------------------
@@ -250,13 +200,12 @@ def test_oversampler_refuses_bad_setups():
 # ---- smoothing ------------------------------------------------------------------------------
 
 def test_smoother_arrives_exactly_in_ramp_samples_monotonically():
-    s = LinearSmoother(1000.0, ramp_seconds=0.1, initial=0.2)
-    assert s.ramp_samples == 100 and not s.is_smoothing
-    s.set_target(0.7)
-    values = np.array([s.next() for _ in range(100)])
+    state = np.array([0.2, 0.2, 0.0, 0.0])  # at rest at 0.2
+    smoother_set_target(state, 0.7, 100)
+    values = np.array([smoother_next(state) for _ in range(100)])
     assert np.all(np.diff(values) > 0) and values[0] > 0.2
     assert values[-1] == 0.7 and values[-2] < 0.7
-    assert not s.is_smoothing and s.next() == 0.7
+    assert state[3] == 0.0 and smoother_next(state) == 0.7
     np.testing.assert_allclose(values, 0.2 + 0.005 * np.arange(1, 101), atol=1e-15)
 
 
@@ -270,12 +219,12 @@ def test_smoother_retarget_mid_ramp_and_skip():
     values = [smoother_next(state) for _ in range(8)]
     assert np.all(np.diff(values) < 0) and values[0] == pytest.approx(0.35)
     assert values[-1] == 0.0 and state[3] == 0.0
-    s = LinearSmoother(100.0, ramp_seconds=1.0, initial=-1.0)
-    s.set_target(1.0)
-    assert s.skip(50) == pytest.approx(0.0) and s.is_smoothing
-    assert s.skip(1000) == 1.0 and not s.is_smoothing
-    s.reset(0.3)
-    assert s.value == 0.3 and s.target == 0.3 and not s.is_smoothing
+    state[:] = (-1.0, -1.0, 0.0, 0.0)
+    smoother_set_target(state, 1.0, 100)
+    assert smoother_skip(state, 50) == pytest.approx(0.0) and state[3] > 0.0
+    assert smoother_skip(state, 1000) == 1.0 and state[3] == 0.0
+    smoother_set_target(state, 0.3, 0)  # no ramp: a jump
+    assert state[0] == 0.3 and state[1] == 0.3 and state[3] == 0.0
 
 
 def test_smoother_never_overshoots_awkward_steps():
@@ -291,28 +240,6 @@ def test_smoother_never_overshoots_awkward_steps():
         assert np.all(sign * np.diff(values) >= 0)
         assert np.all(sign * (target - values) >= 0)
         assert values[-1] == target
-
-
-# ---- DC blocker -----------------------------------------------------------------------------
-
-def test_dc_blocker_removes_dc_and_passes_1khz():
-    d = DCBlocker(FS, cutoff_hz=5.0, channels=2)
-    step = np.ones((2, int(FS)), dtype=np.float32)
-    y = d.process(step)
-    assert y.dtype == np.float32 and np.max(np.abs(y[:, -100:])) < 1e-6
-    # exactly -3 dB at the cutoff (prewarped) and flat at 1 kHz
-    b0, b1, a1 = d.coefficients
-    _, h = scipy.signal.freqz([b0, b1], [1.0, a1], worN=[5.0, 1000.0], fs=FS)
-    assert abs(h[0]) == pytest.approx(np.sqrt(0.5), rel=1e-9)
-    assert abs(20 * np.log10(abs(h[1]))) < 0.01
-    # and a 1 kHz sine through the streaming filter
-    d = DCBlocker(FS)
-    t = np.arange(int(FS)) / FS
-    y = d.process(np.sin(2 * np.pi * 1000.0 * t) + 0.5)
-    level = np.sqrt(2) * np.std(y[int(FS) // 2:])
-    assert abs(20 * np.log10(level)) < 0.01
-    with pytest.raises(KlonError, match="cutoff"):
-        DCBlocker(FS, cutoff_hz=0.0)
 
 
 def test_fast_tanh_and_sigmoid_are_accurate_in_float32():

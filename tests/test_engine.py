@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+from conftest import DATA, PUBLISHED, di_clip, sine
 
 from klon import Centaur, KlonError
 from klon.dsp.activations import fast_tanh_array
@@ -21,8 +21,6 @@ from klon.neural.model import PREROLL_SAMPLES
 from klon.tools.scoring import score
 
 FS = 44_100
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PUBLISHED = DATA / "chowcentaur-models"
 GAINS = (0, 25, 50, 75, 100)
 MATCH = 1e-5  # the issue's bound: compiled output vs the float64 maths
 
@@ -34,14 +32,7 @@ def published(gain):
 @pytest.fixture(scope="module")
 def guitar():
     """2 s of direct-input guitar: four reference clips end to end, volts (int16 / 2^15)."""
-    clips = [sf.read(DATA / "klon-ltspice" / "DataIn" / f"sample{i}.wav", dtype="int16")[0]
-             for i in (3, 57, 150, 301)]
-    return (np.concatenate(clips) / 2 ** 15).astype(np.float32)
-
-
-def sine(freq, seconds, amplitude):
-    return (amplitude * np.sin(2 * np.pi * freq * np.arange(int(seconds * FS)) / FS)
-            ).astype(np.float32)
+    return di_clip("sample3", "sample57", "sample150", "sample301").astype(np.float32)
 
 
 def random_model(kind, hidden, inputs=1, seed=0, scale=1.0):

@@ -4,10 +4,7 @@ The state is a float64 array of 4: (current, target, step, remaining samples). V
 computed back from the target (target - remaining * step), so the ramp lands exactly on the
 target, never overshoots, and does not drift however long it is.
 """
-import numpy as np
 from numba import njit
-
-from klon.core.errors import KlonError
 
 CURRENT, TARGET, STEP, REMAINING = 0, 1, 2, 3
 
@@ -41,42 +38,3 @@ def smoother_skip(state, n_samples):
         state[REMAINING] = max(state[REMAINING] - n_samples, 0.0)
         state[CURRENT] = state[TARGET] - state[REMAINING] * state[STEP]
     return state[CURRENT]
-
-
-class LinearSmoother:
-    """A knob value that ramps linearly to each new target over ramp_seconds."""
-
-    def __init__(self, sample_rate, ramp_seconds=0.05, initial=0.0):
-        if not sample_rate > 0:
-            raise KlonError(f"sample rate must be positive, got {sample_rate}")
-        if not ramp_seconds >= 0:
-            raise KlonError(f"ramp time must be zero or positive, got {ramp_seconds} s")
-        self.ramp_samples = int(round(ramp_seconds * sample_rate))
-        self.state = np.zeros(4)
-        self.reset(initial)
-
-    @property
-    def value(self):
-        return self.state[CURRENT]
-
-    @property
-    def target(self):
-        return self.state[TARGET]
-
-    @property
-    def is_smoothing(self):
-        return self.state[REMAINING] > 0.0
-
-    def set_target(self, value):
-        smoother_set_target(self.state, float(value), self.ramp_samples)
-
-    def reset(self, value):
-        """Jump to value with no ramp."""
-        self.state[:] = (value, value, 0.0, 0.0)
-
-    def next(self):
-        return smoother_next(self.state)
-
-    def skip(self, n_samples):
-        """Advance n_samples (e.g. a block the caller did not need per-sample values for)."""
-        return smoother_skip(self.state, int(n_samples))
