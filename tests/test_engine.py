@@ -461,7 +461,7 @@ def test_kernels_work_without_a_writable_cache_folder(tmp_path):
     """The generated kernels are cached on disk; with no folder to write they compile in memory
     and give the same numbers."""
     code = ("import numpy as np; from klon.neural import RecurrentModel; "
-            "from klon.neural.kernels import _cache_folder; assert _cache_folder() is None; "
+            "from klon.core.paths import cache_folder; assert cache_folder() is None; "
             f"print(repr(RecurrentModel(r'{published(75)}')(np.linspace(-1, 1, 500))[-5:]"
             ".tolist()))")
     blocked = tmp_path / "file"

@@ -8,7 +8,6 @@ import pytest
 
 from klon.core.errors import KlonError
 from klon.core.paths import SHIPPED_MODELS, find_data
-from klon.neural import kernels
 from klon.neural.architectures import PROVIDES, architecture, kinds
 from klon.neural.model_file import (
     FORMAT_VERSION,
@@ -57,7 +56,8 @@ def test_shipped_files_are_what_the_writer_writes(tmp_path):
         assert_same_arrays(spec, again)
         assert (again.gain, again.sample_rate, again.kind) == (spec.gain, spec.sample_rate,
                                                               spec.kind)
-        assert np.array_equal(kernels.pack(again), kernels.pack(spec))
+        assert np.array_equal(architecture(spec.kind).pack(again),
+                              architecture(spec.kind).pack(spec))
 
 
 @pytest.mark.parametrize("kind, hidden, inputs", [("gru", 8, 1), ("gru", 5, 2), ("lstm", 6, 1),
@@ -191,7 +191,6 @@ def test_each_architecture_provides_what_the_reader_kernels_and_c_export_need(ki
     source = arch.step_source(hidden, inputs)
     compile(source, "<step>", "exec")
     assert "def _step(m, r, u0, u1):" in source
-    assert kernels._step_source(kind, hidden, inputs) == source
     # the C step: klon_step and the bank's KLON_STEP, exact and fast variants
     c = arch.c_step(hidden, 1)
     assert "static float klon_step(const klon_model *m, float *state, float u0)" in c
@@ -201,14 +200,6 @@ def test_each_architecture_provides_what_the_reader_kernels_and_c_export_need(ki
     assert len(state) == len(arch.STATE_BLOCKS)
     new = arch.reference_step(spec, np.ones((3, inputs)), state)
     assert [s.shape for s in new] == [(3, hidden)] * len(state)
-
-
-def test_kernels_keep_their_old_names():
-    """bank.py and the C export import these from klon.neural.kernels until they switch."""
-    spec = random_spec("lstm", 3)
-    assert kernels.gate_names("lstm") == ("i", "f", "c", "o")
-    assert kernels.layout("gru", 3, 1) == architecture("gru").layout(3, 1)
-    assert np.array_equal(kernels.pack(spec), architecture("lstm").pack(spec))
 
 
 def test_a_spec_is_rewritten_with_its_gain_and_rate():
