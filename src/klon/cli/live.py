@@ -54,7 +54,7 @@ def add_parsers(commands):
 
 
 def _check(args):
-    from klon.pedal.stages import check_knob
+    from klon.core.processor import check_knob
     for name in ("gain", "treble", "level"):
         check_knob(name, getattr(args, name))
     if args.seconds is not None and not args.seconds > 0:
@@ -72,8 +72,7 @@ def _check(args):
 
 def _live(args):
     from klon.live import devices as dev
-    from klon.live import report
-    from klon.live import stream
+    from klon.live import report, stream
     from klon.live.processor import LiveProcessor
 
     sd = dev.import_sounddevice()

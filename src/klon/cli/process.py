@@ -42,8 +42,8 @@ def process(args: argparse.Namespace) -> None:
     import soundfile as sf
 
     from klon.core import audio
-    from klon.pedal import Centaur, GainStage
-    from klon.pedal.stages import check_knob
+    from klon.core.processor import check_knob
+    from klon.pedal.centaur import Centaur, make_gain_stage
 
     for name in ("gain", "treble", "level"):
         check_knob(name, getattr(args, name))
@@ -51,14 +51,10 @@ def process(args: argparse.Namespace) -> None:
         raise KlonError("--models and --model choose the neural engine's models: add "
                         "--engine neural")
     x, sample_rate = audio.read(args.input)
-    if args.stage == "gain" and args.engine == "neural":
-        from klon.neural.gain_stage import check_circuit_options, neural_gain_stage
-        check_circuit_options(args.diode, args.oversampling)
-        processor = neural_gain_stage(sample_rate, args.gain, args.models, args.model)
-    elif args.stage == "gain":
-        from klon.pedal.centaur import check_sample_rate
-        processor = GainStage(check_sample_rate(sample_rate), args.gain, args.diode,
-                              args.oversampling)
+    if args.stage == "gain":
+        processor = make_gain_stage(args.engine, sample_rate, args.gain, diode=args.diode,
+                                    oversampling=args.oversampling, models=args.models,
+                                    model=args.model)
     else:
         processor = Centaur(sample_rate, args.gain, args.treble, args.level, engine=args.engine,
                             diode=args.diode, oversampling=args.oversampling,

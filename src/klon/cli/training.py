@@ -1,13 +1,14 @@
 """The neural model's commands: `klon dataset`, `klon train`, `klon plot`.
 
-Parsers are built without importing torch; the handlers import klon.train (which needs torch)
-only when they run.
+Argument parsing only: the work is klon.train's (train.dataset.render_gains,
+train.jobs.train_gains). Parsers are built without importing torch; the handlers import
+klon.train (which needs torch) only when they run.
 """
 import argparse
 import sys
-from pathlib import Path
 
 from klon.core.errors import KlonError
+from klon.neural.architectures import kinds
 
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -24,11 +25,6 @@ def _gains(text):
         if not 0.0 <= v <= 1.0:
             raise KlonError(f"--gain {v:g} is outside 0..1")
     return values
-
-
-def model_file_name(gain: float) -> str:
-    """gain_50.json for Gain 0.5: the names of a model set's files."""
-    return f"gain_{round(100 * gain)}.json"
 
 
 def add_parsers(commands) -> None:
@@ -59,7 +55,7 @@ def add_parsers(commands) -> None:
     t.add_argument("--out", required=True, help="model file (.json), or a folder with several "
                    "gains (gain_<percent>.json inside)")
     t.add_argument("--hidden", type=int, default=8, help="recurrent units (default 8)")
-    t.add_argument("--cell", default="gru", choices=["gru", "lstm"])
+    t.add_argument("--cell", default="gru", choices=kinds())
     t.add_argument("--epochs", type=int, default=1000, help="at most this many (default 1000)")
     t.add_argument("--minutes", type=float, default=None, help="stop after this much wall time")
     t.add_argument("--batch-size", type=int, default=16)
@@ -95,14 +91,9 @@ def add_parsers(commands) -> None:
 
 
 def dataset(args: argparse.Namespace) -> None:
-    from klon.train.dataset import render
-    gains = _gains(args.gain)
-    out = Path(args.out)
-    for gain in gains:
-        folder = out if len(gains) == 1 else out / f"gain_{round(100 * gain)}"
-        print(f"gain {gain:g} -> {folder}", file=sys.stderr)
-        render(args.inputs, folder, gain, args.diode, args.sample_rate, args.input_gain_db,
-               args.synth, args.seed, log=sys.stderr)
+    from klon.train.dataset import render_gains
+    render_gains(args.inputs, args.out, _gains(args.gain), args.diode, args.sample_rate,
+                 args.input_gain_db, args.synth, args.seed, log=sys.stderr)
 
 
 def _config(args):
@@ -116,78 +107,22 @@ def _config(args):
                        device=args.device)
 
 
-def _load_data(args, gain):
-    from klon.train import data
+def _source(args):
+    """DATA, or the (--input, --target) pair."""
     if args.input or args.target:
         if not (args.input and args.target) or args.data:
             raise KlonError("give either DATA, or both --input and --target")
-        loaded = data.load_pair(args.input, args.target)
-        loaded.gain = gain
-        return loaded
+        return args.input, args.target
     if not args.data:
         raise KlonError("no training data: give a DATA folder, or --input and --target")
-    return data.load(args.data, gain)
-
-
-def train_one(args: argparse.Namespace, gain: float | None, out: Path, label: str = "") -> dict:
-    """Train one model and write it (with its checkpoint beside it); returns its metadata."""
-    from klon.train import export
-    from klon.train.trainer import Trainer
-    loaded = _load_data(args, gain)
-    for warning in loaded.warnings:
-        print(f"klon: warning: {label}{warning}", file=sys.stderr)
-    checkpoint = f"{out}.ckpt"
-    trainer = Trainer(loaded, _config(args), checkpoint=checkpoint, label=label)
-    if args.resume:
-        trainer.resume(checkpoint)
-    print(f"{label}training on {loaded.source}: {len(trainer.train_index)} clips, "
-          f"{len(trainer.validation_index)} for validation, {loaded.sample_rate} Hz",
-          file=sys.stderr)
-    trainer.run()
-    metadata = trainer.metadata()
-    export.save(out, trainer.model, metadata)
-    print(f"{label}wrote {out}: validation ESR {100 * metadata['validation_esr']:.3f} % "
-          f"(mean per clip {100 * metadata['validation_esr_mean']:.3f} %), "
-          f"{metadata['epochs']} epochs in {metadata['training_seconds']:.0f} s", file=sys.stderr)
-    return metadata
-
-
-def _train_job(job):
-    args, gain, out = job
-    import numba
-    import torch
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
-    return train_one(args, gain, out, label=f"[gain {gain:g}] ")
+    return args.data
 
 
 def train(args: argparse.Namespace) -> None:
-    import klon.train  # noqa: F401  (a clear error when torch is missing)
+    from klon.train.jobs import model_paths, train_gains
     gains = _gains(args.gain) if args.gain is not None else (None,)
-    if len(gains) == 1:
-        out = Path(args.out)
-        if out.suffix.lower() != ".json":
-            if gains[0] is None:
-                raise KlonError("--out: name the model file (.json), or give --gain")
-            out = out / model_file_name(gains[0])
-        out.parent.mkdir(parents=True, exist_ok=True)
-        train_one(args, gains[0], out)
-        return
-    folder = Path(args.out)
-    if folder.suffix.lower() == ".json":
-        raise KlonError("several gains make several models: --out must be a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(args, g, folder / model_file_name(g)) for g in gains]
-    if args.jobs <= 1:
-        for job in jobs:
-            train_one(job[0], job[1], job[2], label=f"[gain {job[1]:g}] ")
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=args.jobs,
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        for _ in pool.map(_train_job, jobs):
-            pass
+    models = model_paths(args.out, gains)
+    train_gains(_source(args), models, _config(args), jobs=args.jobs, resume=args.resume)
 
 
 def plot(args: argparse.Namespace) -> None:

@@ -24,9 +24,9 @@ import math
 import numpy as np
 from numba import njit
 
-from klon.pedal.stages import check_knob
-from klon.pedal.centaur import ENGINES, Centaur
 from klon.core.errors import KlonError
+from klon.core.processor import check_knob
+from klon.pedal.centaur import ENGINES, Centaur
 
 GAIN, TREBLE, LEVEL, ENGINE = range(4)
 KNOBS = ("gain", "treble", "level")

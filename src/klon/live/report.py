@@ -2,8 +2,8 @@
 import json
 import math
 
-from klon.tools.bench import write_text
 from klon.core.errors import KlonError
+from klon.tools.bench import write_text
 
 FORMAT = "klon-live-report"
 

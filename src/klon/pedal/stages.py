@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from klon.core.kernel_state import plain
-from klon.core.processor import Knob, Processor, check_knob, new_glide  # noqa: F401 (moving)
+from klon.core.processor import Knob, Processor, new_glide
 from klon.dsp.bilinear import bilinear1
 from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
 from klon.pedal import components as c

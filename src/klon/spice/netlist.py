@@ -10,6 +10,7 @@ from pathlib import Path
 
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
+from klon.core.processor import check_knob
 
 NETLIST_STAGES = ("input_buffer", "gain_stage", "tone", "output_stage", "pedal")
 
@@ -82,16 +83,6 @@ INPUT_SOURCE_NAME = "Vin"
 
 def _ohms(value: float) -> str:
     return f"{value:.12g}"
-
-
-def _knob(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise KlonError(f"{name} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise KlonError(f"{name} must be in [0, 1], got {value}")
-    return value
 
 
 def _pot(total: float, position: float) -> tuple[str, str]:
@@ -235,7 +226,8 @@ def build_netlist(stage: str, input_card: str, *, gain: float = 0.5, treble: flo
     """`netlist` with the whole input element given as `input_card` (one or more lines)."""
     check_stage(stage)
     model = check_opamp(opamp)
-    gain, treble, level = _knob("gain", gain), _knob("treble", treble), _knob("level", level)
+    gain, treble, level = (check_knob("gain", gain), check_knob("treble", treble),
+                           check_knob("level", level))
     card = diode_card(diode, diode_capacitance)
 
     blocks = {

@@ -8,7 +8,7 @@ klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that 
 import datetime
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +101,21 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
                 "created": datetime.date.today().isoformat()}
     atomic_write(out / "dataset.json", json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
+                 gains: Sequence[float], diode: str = "1n34a", sample_rate: int | None = None,
+                 input_gain_db: float = 0.0, synth_seconds: float = 0.0, seed: int = 0,
+                 log=None) -> list[Path]:
+    """`render` at each of `gains`: into out_dir itself for one gain, else into one
+    out_dir/gain_<percent>/ each (the layout `data.load` picks a gain from); returns the
+    folders written."""
+    inputs, out = list(inputs), Path(out_dir)
+    folders = []
+    for gain in gains:
+        folder = out if len(gains) == 1 else out / f"gain_{round(100 * gain)}"
+        if log:
+            print(f"gain {gain:g} -> {folder}", file=log)
+        folders.append(render(inputs, folder, gain, diode, sample_rate, input_gain_db,
+                              synth_seconds, seed, log=log))
+    return folders

@@ -1,27 +1,21 @@
 """`klon plot`: the talk's two figures for a model (target vs prediction in time, and their
 spectra) and its training curves."""
+import os
 from pathlib import Path
 
 import numpy as np
 
 from klon.core.errors import KlonError
+from klon.core.figures import pyplot, save_figure
 from klon.core.metrics import clip_esr
-from klon.tools.demo import save_figure
+from klon.core.paths import find_data
 from klon.train import data as datasets
 from klon.train import export
 from klon.train.evaluate import predict
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _data_for(metadata, data_path):
     if data_path is None:
-        from klon.tools.verify import find_data
         root = find_data()
         if root is None:
             raise KlonError("no data to plot against: give --data (the reference clips were "
@@ -31,7 +25,8 @@ def _data_for(metadata, data_path):
     return datasets.load(data_path, gain)
 
 
-def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
+def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None,
+               clip: str | None = None, out_dir: str | os.PathLike = "out/plots") -> list[Path]:
     """Draw the figures; returns the paths written."""
     model, metadata = export.load(model_path)
     data = _data_for(metadata, data_path)
@@ -48,7 +43,7 @@ def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(model_path).stem
     title = f"{stem}, {clip} (ESR {100 * esr:.2f} %)"
-    plt = _pyplot()
+    plt = pyplot()
     written = []
 
     # time: 40 ms around the loudest moment
@@ -69,7 +64,6 @@ def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
     fig.tight_layout()
     written.append(out / f"{stem}-time.png")
     save_figure(fig, written[-1])
-    plt.close(fig)
 
     # spectra of the scored part
     window = np.hanning(len(target))
@@ -88,7 +82,6 @@ def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
     fig.tight_layout()
     written.append(out / f"{stem}-spectrum.png")
     save_figure(fig, written[-1])
-    plt.close(fig)
 
     history = metadata.get("history")
     if history and history.get("epoch"):
@@ -97,9 +90,9 @@ def plot_model(model_path, data_path=None, clip=None, out_dir="out/plots"):
     return written
 
 
-def plot_curves(histories, path):
+def plot_curves(histories: dict[str, dict], path: str | os.PathLike) -> None:
     """Train and validation ESR per epoch for several models (name -> history) on one figure."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, (name, h) in enumerate(histories.items()):
         colour = f"C{i}"
@@ -113,4 +106,3 @@ def plot_curves(histories, path):
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)

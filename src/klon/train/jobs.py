@@ -1,0 +1,110 @@
+"""`klon train`'s work: one model per Gain setting, each written with its checkpoint beside it,
+one after another or in parallel processes.
+
+Parallel jobs run in spawned processes, each on one core (one torch and one numba thread), so
+that N jobs use N cores without their thread pools competing. Every job reports on stderr, its
+lines labelled with its Gain when there are several.
+"""
+import multiprocessing
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from klon.core.errors import KlonError
+from klon.train import data as datasets
+from klon.train import export
+from klon.train.data import PairedAudio
+from klon.train.trainer import TrainConfig, Trainer
+
+# a folder `data.load` reads, or (input recording, target recording)
+DataSource = str | os.PathLike | tuple[str | os.PathLike, str | os.PathLike]
+
+
+def model_file_name(gain: float) -> str:
+    """gain_50.json for Gain 0.5: the names of a model set's files."""
+    return f"gain_{round(100 * gain)}.json"
+
+
+def model_paths(out: str | os.PathLike,
+                gains: Sequence[float | None]) -> list[tuple[float | None, Path]]:
+    """(gain, model file) for each of `gains`: one gain writes `out` itself when it names a
+    .json file, else the set's file in the folder `out`; several gains need a folder. A gain
+    of None means the data's own (it cannot name a file)."""
+    out = Path(out)
+    if len(gains) == 1:
+        if out.suffix.lower() == ".json":
+            return [(gains[0], out)]
+        if gains[0] is None:
+            raise KlonError("--out: name the model file (.json), or give --gain")
+        return [(gains[0], out / model_file_name(gains[0]))]
+    if out.suffix.lower() == ".json":
+        raise KlonError("several gains make several models: --out must be a folder")
+    return [(gain, out / model_file_name(gain)) for gain in gains]
+
+
+def load_data(source: DataSource, gain: float | None) -> PairedAudio:
+    """The training data at `gain` from a folder, or from one input/target pair of
+    recordings (which then stands for that gain)."""
+    if isinstance(source, tuple):
+        loaded = datasets.load_pair(*source)
+        loaded.gain = gain
+        return loaded
+    return datasets.load(source, gain)
+
+
+def train_model(source: DataSource, gain: float | None, out: str | os.PathLike,
+                config: TrainConfig, resume: bool = False, label: str = "") -> dict:
+    """Train one model and write it (with its checkpoint, <out>.ckpt, beside it); returns its
+    metadata. `resume` continues from that checkpoint; `label` prefixes every line on stderr."""
+    loaded = load_data(source, gain)
+    for warning in loaded.warnings:
+        print(f"klon: warning: {label}{warning}", file=sys.stderr)
+    checkpoint = f"{out}.ckpt"
+    trainer = Trainer(loaded, config, checkpoint=checkpoint, label=label)
+    if resume:
+        trainer.resume(checkpoint)
+    print(f"{label}training on {loaded.source}: {len(trainer.train_index)} clips, "
+          f"{len(trainer.validation_index)} for validation, {loaded.sample_rate} Hz",
+          file=sys.stderr)
+    trainer.run()
+    metadata = trainer.metadata()
+    export.save(out, trainer.model, metadata)
+    print(f"{label}wrote {out}: validation ESR {100 * metadata['validation_esr']:.3f} % "
+          f"(mean per clip {100 * metadata['validation_esr_mean']:.3f} %), "
+          f"{metadata['epochs']} epochs in {metadata['training_seconds']:.0f} s", file=sys.stderr)
+    return metadata
+
+
+def _label(gain: float) -> str:
+    return f"[gain {gain:g}] "
+
+
+def _train_in_worker(job: tuple) -> dict:
+    """One job in a spawned worker, on one core."""
+    import numba
+    import torch
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    source, gain, out, config, resume = job
+    return train_model(source, gain, out, config, resume, label=_label(gain))
+
+
+def train_gains(source: DataSource, models: Sequence[tuple[float | None, Path]],
+                config: TrainConfig, jobs: int = 1, resume: bool = False) -> list[dict]:
+    """Train and write each (gain, model file) of `models` (see model_paths), `jobs` at a time
+    in processes of their own when there are several; returns their metadata in order. With
+    several models every line on stderr names its gain."""
+    for _, out in models:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    if len(models) == 1:
+        gain, out = models[0]
+        return [train_model(source, gain, out, config, resume)]
+    if jobs <= 1:
+        return [train_model(source, gain, out, config, resume, label=_label(gain))
+                for gain, out in models]
+    work = [(source, gain, out, config, resume) for gain, out in models]
+    with ProcessPoolExecutor(max_workers=jobs,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_in_worker, work))
