@@ -1,6 +1,7 @@
 """The neural gain stage's learning side: fused kernels against torch, training, checkpoints,
 export, data checks."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from klon.core.paths import find_data
 from klon.neural.model_file import model_document
 from klon.train import data as datasets
 from klon.train import export
+from klon.train.dataset import render_gains
+from klon.train.jobs import model_file_name, model_paths, train_gains
 from klon.train.loss import esr_loss
 from klon.train.nets import GainStageNet
 from klon.train.trainer import TrainConfig, Trainer
@@ -275,7 +278,7 @@ def test_reference_data_conventions():
 
 # --- training ---------------------------------------------------------------------------------
 
-def _tiny_data(tmp_path):
+def _tiny_folder(tmp_path):
     """A few seconds of generated playing through a soft clipper with some memory: learnable
     in a few epochs."""
     from scipy.signal import lfilter
@@ -286,7 +289,11 @@ def _tiny_data(tmp_path):
         x = guitar_phrases(44100, 1.5, 0.5, seed=seed)
         y = np.tanh(4 * lfilter([0.3], [1, -0.7], x)).astype(np.float32)
         pairs[f"c{seed}"] = (x, y)
-    return datasets.load(_write_pairs(tmp_path / "tiny", pairs))
+    return _write_pairs(tmp_path / "tiny", pairs)
+
+
+def _tiny_data(tmp_path):
+    return datasets.load(_tiny_folder(tmp_path))
 
 
 TINY = dict(hidden=4, epochs=4, batch_size=4, learning_rate=1e-2, tbptt=1024, warmup=512,
@@ -349,3 +356,52 @@ def test_an_lstm_trains_too(tmp_path):
     document = json.loads((tmp_path / "lstm.json").read_text())
     assert document["layers"][0]["type"] == "lstm"
     assert np.asarray(document["layers"][0]["weights"][1]).shape == (4, 16)
+
+
+# --- several gains: `klon dataset` and `klon train` with --gain a,b ----------------------------
+
+def test_model_files_are_named_by_gain(tmp_path):
+    assert model_file_name(0.5) == "gain_50.json"
+    assert model_paths(tmp_path / "m.json", [0.5]) == [(0.5, tmp_path / "m.json")]
+    assert model_paths(tmp_path / "m.json", [None]) == [(None, tmp_path / "m.json")]
+    assert model_paths(tmp_path / "set", [0.25]) == [(0.25, tmp_path / "set" / "gain_25.json")]
+    assert model_paths(tmp_path / "set", [0.0, 1.0]) == [
+        (0.0, tmp_path / "set" / "gain_0.json"), (1.0, tmp_path / "set" / "gain_100.json")]
+    with pytest.raises(KlonError, match="must be a folder"):
+        model_paths(tmp_path / "m.json", [0.0, 1.0])
+    with pytest.raises(KlonError, match="give --gain"):
+        model_paths(tmp_path / "set", [None])
+
+
+def test_several_gains_train_in_parallel_processes(tmp_path):
+    folder = _tiny_folder(tmp_path)
+    models = model_paths(tmp_path / "set", [0.25, 0.75])
+    metadata = train_gains(folder, models, TrainConfig(**{**TINY, "epochs": 1}), jobs=2)
+    assert [m["gain"] for m in metadata] == [0.25, 0.75]
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [
+        "gain_25.json", "gain_25.json.ckpt", "gain_75.json", "gain_75.json.ckpt"]
+    for gain, path in models:
+        meta = json.loads(path.read_text())["metadata"]
+        assert meta["gain"] == gain and meta["epochs"] == 1 and meta["hidden_size"] == 4
+
+
+def test_a_pair_of_recordings_trains_at_the_gain_given(tmp_path):
+    x, y = _pair(1.2)
+    sf.write(tmp_path / "in.wav", x, 44100, subtype="FLOAT")
+    sf.write(tmp_path / "target.wav", y, 44100, subtype="FLOAT")
+    models = model_paths(tmp_path / "m.json", [0.5])
+    config = TrainConfig(**{**TINY, "epochs": 1, "validation": 1})
+    [metadata] = train_gains((tmp_path / "in.wav", tmp_path / "target.wav"), models, config)
+    assert metadata["gain"] == 0.5 and metadata["data"] == "in.wav"
+    assert Path(f"{tmp_path / 'm.json'}.ckpt").exists()
+
+
+def test_a_dataset_at_several_gains_has_a_folder_each(tmp_path):
+    from klon.dsp.synth import guitar_phrases
+    sf.write(tmp_path / "take.wav", guitar_phrases(44100, 0.3, 0.3), 44100, subtype="FLOAT")
+    folders = render_gains([tmp_path / "take.wav"], tmp_path / "ds", [0.0, 1.0])
+    assert folders == [tmp_path / "ds" / "gain_0", tmp_path / "ds" / "gain_100"]
+    low, high = datasets.load(tmp_path / "ds", 0.0), datasets.load(tmp_path / "ds", 1.0)
+    assert (low.gain, high.gain) == (0.0, 1.0)
+    assert np.array_equal(low.inputs, high.inputs)
+    assert np.std(high.targets) > 2 * np.std(low.targets)  # more Gain, more output

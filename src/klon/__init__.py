@@ -1,15 +1,12 @@
-"""klon: the Klon Centaur overdrive, modelled as a circuit and verified against SPICE.
+"""klon: the Klon Centaur overdrive, modelled as a circuit (verified against SPICE) and as a
+neural network.
 
 Names are handed on lazily, so `import klon.wdf` does not load (and compile) the whole pedal.
 """
 from klon.core.errors import KlonError
+from klon.core.lazy import lazy_names
 
-__all__ = ["Centaur", "GainStage", "KlonError"]
+__all__ = ["Centaur", "GainStage", "KlonError", "load_model"]
 __version__ = "0.1.0"
-
-
-def __getattr__(name):
-    if name in ("Centaur", "GainStage"):
-        from klon import pedal
-        return getattr(pedal, name)
-    raise AttributeError(f"module 'klon' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, {"Centaur": "pedal.centaur", "GainStage": "pedal.gain_stage",
+                                    "load_model": "neural.model"})

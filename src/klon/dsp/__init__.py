@@ -1,11 +1,4 @@
-"""Circuit-agnostic DSP: the bilinear transform, half-band oversampling, knob glides
-(smoothing), the rational tanh/sigmoid the neural kernels use, synthesized guitar."""
-from klon.dsp.bilinear import bilinear, bilinear1, bilinear2, bilinear_constant
-from klon.dsp.oversampling import Oversampler
-from klon.dsp.smoothing import smoother_next, smoother_set_target, smoother_skip
-
-__all__ = [
-    "bilinear", "bilinear1", "bilinear2", "bilinear_constant",
-    "Oversampler",
-    "smoother_next", "smoother_set_target", "smoother_skip",
-]
+"""Circuit-agnostic DSP, one module each: `bilinear` (the bilinear transform), `oversampling`
+(half-band up- and down-sampling), `smoothing` (knob glides), `activations` (the rational
+tanh/sigmoid the neural kernels use), `synth` (synthesized guitar). Import from the module:
+nothing is loaded until asked for (a knob's glide does not load scipy's filter design)."""
