@@ -288,6 +288,7 @@ class GainStage(Processor):
     def prepare(self, frames: int) -> None:
         """Work buffers for blocks of up to `frames` (grown, never shrunk)."""
         frames = max(frames, 256)
+        self.capacity = frames
         f = self.oversampling
         self.work = PedalWork(np.zeros((self.channels, frames)),
                               np.zeros((self.channels, frames * f)),
@@ -323,7 +324,7 @@ class GainStage(Processor):
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
         frames = x.shape[1]
-        if frames > self.work.low.shape[1]:
+        if frames > self.capacity:
             self.prepare(frames)
         f = self.oversampling
         high, high_out = self.work.high, self.work.high_out
@@ -340,9 +341,11 @@ class GainStage(Processor):
         """The whole circuit pedal on a checked block (x, y channels x frames), this stage
         between the shared ones (SharedStages as plain tuples); False if x holds NaN or Inf."""
         frames = x.shape[1]
-        if frames > self.work.low.shape[1]:
+        if frames > self.capacity:
             self.prepare(frames)
         work, oversampler, state = self.pedal_args
+        if self.glide.item(REMAINING) == 0.0:  # the Gain at rest: the whole block in one call
+            return run_circuit_pedal(x, y, 0, frames, work, stages, oversampler, state)
         start = 0
         while start < frames:
             stop = self.next_segment(start, frames)
