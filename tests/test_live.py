@@ -1,7 +1,14 @@
 """`klon live`: the real-time processor without a device (output, crossfade, meters, no
 allocation in the callback), the keys, the devices, the report, and whole runs on a real audio
-server: a JACK server with its dummy driver, started here in real-time mode, the live command's
-test tone looped back from its output to its input.
+server: a JACK server with its dummy driver, started here, with a loopback that takes the live
+command's test tone from its output back to its input (klon.live.loopback).
+
+The default selection checks what `klon live` does, never how fast: the server runs without
+real-time scheduling, its xruns are not counted, and every wait is generous, so a slow or busy
+machine cannot fail these tests. The loopback tone has exactly one period per block, so a block
+repeated or torn by an xrun carries the same samples, and the levels come back exact however
+many xruns there were. The real-time figures (xruns, callback load) are in the tests marked
+`realtime` (`pytest -m realtime`, for a quiet machine) and in benchmarks/live.py.
 
 JACK and PortAudio come from `scripts/setup --live` (scripts/test runs it); without them the
 tests fail and say so, they do not skip.
@@ -9,10 +16,12 @@ tests fail and say so, they do not skip.
 import json
 import math
 import os
+import pty
 import re
-import shutil
+import signal
 import subprocess
 import sys
+import termios
 import time
 import tracemalloc
 
@@ -24,17 +33,31 @@ from klon import Centaur
 from klon.core.errors import KlonError
 from klon.live import devices as dev
 from klon.live import report
+from klon.live.loopback import (
+    LOOP_IN,
+    LOOP_OUT,
+    JackServer,
+    LiveRun,
+    clock_stalls,
+    level_errors,
+    missing_tools,
+)
 from klon.live.processor import ENGINE, LiveProcessor
-from klon.live.stream import make_callback
+from klon.live.stream import gc_off, gc_on, make_callback
 from klon.live.ui import QUIT, Panel, split_keys, status_line
 
 SETUP = "scripts/setup --live"
 RATE, BLOCK = 48_000, 64
 TONE_HZ, TONE_VOLTS = 1000.0, 0.25
-LIVE_SECONDS = 20
-# xruns a 20 s run may have beyond the stalls of the server's own clock (the target is 0). A stall
-# of the dummy driver's clock reaches every client as an xrun, however fast the client was; jackd
-# logs each one, and the test counts them apart (a plain C client shows the same stalls here)
+LOOP_HZ = RATE / BLOCK  # the functional runs' tone: one period per block (750 Hz)
+LIVE_SECONDS, METER_AFTER = 6, 1
+START_TIMEOUT = 600  # seconds for klon live to start streaming (a fresh clone compiles)
+RUN_TIMEOUT = 600  # seconds for a run to end once asked to (its audio takes as long again)
+# the real-time runs (-m realtime): xruns a 20 s run may have beyond the stalls of the server's
+# own clock (the target is 0). A stall of the dummy driver's clock reaches every client as an
+# xrun, however fast the client was; jackd logs each one, and the test counts them apart (a
+# plain C client shows the same stalls here)
+REALTIME_SECONDS = 20
 MAX_XRUNS = 2
 COMMAND = [sys.executable, "-m", "klon.cli", "live"]
 
@@ -160,20 +183,52 @@ def _peak(call):
     return after[0] - before[0] - own, after[1] - before[0] - own
 
 
-def _arrays(value):
-    if isinstance(value, np.ndarray):
-        return 1
-    if isinstance(value, tuple):
-        return sum(_arrays(v) for v in value)
-    return 0
+def _knob_moves(p):
+    """The UI's actions, block by block: every knob moved (Gain three times: its glide and the
+    neural bank's model warm-up) and two engine switches."""
+    actions = [None] * 400
+    for i, (name, value) in enumerate([("gain", 0.8), ("treble", 0.1), ("level", 0.9),
+                                       ("gain", 0.2), ("gain", 0.35), ("level", 0.4)]):
+        actions[20 + 50 * i] = (name, value)
+    actions[120] = actions[300] = "switch"
+    return actions
+
+
+def _engine_peak(p, actions):
+    """The most one engine's own block call (`process(block, out=...)`, one compiled call)
+    holds at any moment: measured alone, on pedals built like the processor's and given the
+    same knob moves, on a second pass (the first may build what a knob move needs once)."""
+    pedals = [Centaur(p.sample_rate, engine=name) for name in p.engines]
+    x, out = np.zeros((1, BLOCK)), np.zeros((1, BLOCK))
+    x[0] = tone(p.sample_rate, BLOCK)
+    peaks = []
+    for measure in (False, True):
+        for action in actions:
+            for pedal in pedals:
+                if action not in (None, "switch"):
+                    setattr(pedal, *action)
+                if measure:
+                    tracemalloc.start()
+                    try:
+                        peaks.append(_peak(lambda pedal=pedal: pedal.process(x, out))[1])
+                    finally:
+                        tracemalloc.stop()
+                else:
+                    pedal.process(x, out)
+    return max(peaks)
 
 
 def test_callback_allocates_nothing(processor):
     """The whole callback body, 400 blocks with knob moves on every knob (the Gain glide and
-    the neural bank's model warm-up included) and two engine switches, under tracemalloc: no
-    block keeps anything, and what a block holds for a moment is only numba's per-argument
-    MemInfo (one 48-byte record for each array handed to a compiled kernel, malloc'd and freed
-    by the call): never more than the largest kernel call's arrays need."""
+    the neural bank's model warm-up included) and two engine switches, under tracemalloc, with
+    the garbage collector as the stream has it (klon.live.stream.gc_off: a last collection, a
+    warm-up, then off), twice. The first pass after the collection may take a few of CPython's
+    small objects from malloc (a collection empties its free lists, and a block, or a knob
+    move, refills them the first time): at most 1 KiB in all. The second pass keeps nothing,
+    and what a block holds for a moment is no more than its largest compiled call needs:
+    numba's per-argument MemInfo (one 48-byte record for each array handed to a compiled
+    kernel, malloc'd and freed by the call), for an engine's call (measured alone) or for the
+    processor's own kernels (Meters and Crossfade arrays, the device buffers)."""
     p = processor
     callback, failure = make_callback(p, RuntimeError)
     indata, outdata = device_buffers(BLOCK, 2)
@@ -181,31 +236,36 @@ def test_callback_allocates_nothing(processor):
     args = (indata, outdata, BLOCK, None, Flags())  # sounddevice calls callback(*args)
     a = np.zeros(1)
     _one_array(a)  # compiled
-    actions = [None] * 400
-    for i, (name, value) in enumerate([("gain", 0.8), ("treble", 0.1), ("level", 0.9),
-                                       ("gain", 0.2), ("gain", 0.35), ("level", 0.4)]):
-        actions[20 + 50 * i] = (p.set_knob, name, value)
-    actions[120] = actions[300] = (p.switch_engine,)
-    for _ in range(50):  # (and a switch another test asked for)
-        callback(*args)
-    switches, engine = p.counters()["engine_switches"], p.targets[ENGINE]
+    actions = _knob_moves(p)
+    engine = p.targets[ENGINE]
+    passes = ([], []), ([], [])  # (nets, peaks) of each pass
     tracemalloc.start()
+    unit = _peak(lambda: _one_array(a))[1]
+    gc_off(p)  # (the warm-up also zeroes the counters)
     try:
-        unit = _peak(lambda: _one_array(a))[1]
-        nets, peaks = [], []
-        for action in actions:
-            if action:  # the UI thread's part, outside the measurement
-                action[0](*action[1:])
-            net, peak = _peak(lambda: callback(*args))
-            nets.append(net)
-            peaks.append(peak)
+        for nets, peaks in passes:
+            for action in actions:
+                if action == "switch":  # the UI thread's part, outside the measurement
+                    p.switch_engine()
+                elif action:
+                    p.set_knob(*action)
+                net, peak = _peak(lambda: callback(*args))
+                nets.append(net)
+                peaks.append(peak)
     finally:
+        gc_on()
         tracemalloc.stop()
-    assert p.counters()["engine_switches"] == switches + 2 and p.targets[ENGINE] == engine
+    assert p.counters()["engine_switches"] == 4 and p.targets[ENGINE] == engine
     assert 0 < unit <= 64  # numba's MemInfo (48 bytes in numba 0.68)
-    largest = 2 + max(_arrays(pedal._kernel_args) for pedal in p.pedals)
-    assert max(nets) == 0 and min(nets) == 0
-    assert max(peaks) <= unit * largest, (max(peaks), unit, largest)
+    own = unit * (len(p.meters) + len(p.fade) + 2)  # _mix: meters, crossfade, outs, outdata
+    largest = max(own, _engine_peak(p, actions))
+    (first_nets, first_peaks), (nets, peaks) = passes
+    refill = sum(first_nets)
+    assert min(first_nets) == 0 and refill <= 1024, [(i, n) for i, n in enumerate(first_nets)
+                                                     if n]
+    assert max(first_peaks) <= largest + refill, (max(first_peaks), largest, refill)
+    assert max(nets) == 0 and min(nets) == 0, [(i, n) for i, n in enumerate(nets) if n]
+    assert max(peaks) <= largest, (max(peaks), unit, own, largest)
     assert not failure
 
 
@@ -346,130 +406,158 @@ def test_cli_errors_are_one_line(tmp_path):
 # ---- a real audio server -------------------------------------------------------------
 
 def _tools():
-    for tool in ("jackd", "jack_wait", "jack_lsp", "jack_connect", "jack_disconnect"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: the live tests need JACK ({SETUP} installs it)")
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: the live tests need JACK ({SETUP} "
+                    f"installs it)")
     try:
         import sounddevice  # noqa: F401
     except (ImportError, OSError) as error:
         pytest.fail(f"sounddevice/PortAudio missing ({error}): {SETUP} installs them")
 
 
-class Jack:
-    def __init__(self, name, log):
-        self.name, self.log = name, log
-        self.env = {**os.environ, "JACK_DEFAULT_SERVER": name}
-
-    def tool(self, *args):
-        return subprocess.run(args, capture_output=True, text=True, env=self.env, timeout=30)
-
-    def xrun_lines(self):
-        text = self.log.read_text(errors="replace")
-        return [line for line in text.splitlines() if "XRun" in line]
-
-    def clock_stalls(self, lines):
-        """The xruns of the server's own clock: the dummy driver's thread woke after its cycle
-        was due. In JACK's default (asynchronous) mode the driver does not wait for clients,
-        and it outranks them, so these come from the machine, not from a client; each one is
-        reported to every client as an xrun."""
-        return sum("JackTimedDriver::Process XRun" in line for line in lines)
-
-
 @pytest.fixture(scope="module")
 def jack(tmp_path_factory):
-    """jackd in real-time mode with its dummy driver (48 kHz, 64 frames), under a name of its
-    own, output to a file; stopped by its PID afterwards."""
+    """jackd with its dummy driver (48 kHz, 64 frames) and the loopback, without real-time
+    scheduling, under a name of its own; stopped by its PID afterwards."""
     _tools()
-    log = tmp_path_factory.mktemp("jack") / "jackd.log"
-    name = f"klon-test-{os.getpid()}"
-    with open(log, "w") as out:
-        server = subprocess.Popen(["jackd", "-n", name, "-R", "-d", "dummy", "-r", str(RATE),
-                                   "-p", str(BLOCK), "-C", "2", "-P", "2"],
-                                  stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
-    try:
-        jack = Jack(name, log)
-        wait = jack.tool("jack_wait", "-w", "-t", "10")
-        if wait.returncode != 0 or server.poll() is not None:
-            pytest.fail(f"jackd did not start: {log.read_text(errors='replace')[-2000:]}")
-        yield jack
-    finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with JackServer(tmp_path_factory.mktemp("jack") / "jackd.log", RATE, BLOCK,
+                    realtime=False) as server:
+        yield server
 
 
-def live_run(jack, tmp_path, *args, seconds=LIVE_SECONDS, loopback=True):
-    """`klon live` in its own process (PortAudio's state stays there), stdin not a terminal;
-    once it streams, its test tone (output 2) goes to its input too. Returns the report and the
-    run's stderr."""
-    out = tmp_path / "report.json"
-    err_path = tmp_path / "live.err"
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen([*COMMAND, "--seconds", str(seconds), "--report", str(out),
-                                 "--sample-rate", str(RATE), "--block", str(BLOCK), *args],
-                                env=jack.env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    try:
-        deadline = time.monotonic() + 180  # the first run may compile the kernels
-        while "streaming" not in err_path.read_text():
-            if proc.poll() is not None:
-                pytest.fail(f"klon live stopped before streaming:\n{err_path.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"klon live did not start streaming:\n{err_path.read_text()}")
-            time.sleep(0.05)
-        if loopback:
-            # one graph change only (each client that joins the server, jack_lsp included, can
-            # cost an xrun): the server is ours, so PortAudio's client has its plain name, and
-            # the dummy driver's capture port, also on in_0, is silent
-            result = jack.tool("jack_connect", "PortAudio:out_1", "PortAudio:in_0")
-            assert result.returncode == 0, result.stderr + jack.tool("jack_lsp").stdout
-        proc.wait(timeout=seconds + 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    stderr = err_path.read_text()
-    assert proc.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    return json.loads(out.read_text()), stderr
-
-
-def expected_output_rms(engine):
-    """The pedal's output level for the test tone, computed offline (the last second of 3)."""
-    y = Centaur(RATE, engine=engine)(tone(RATE, 3 * RATE))
-    return float(np.sqrt(np.mean(y[-RATE:].astype(np.float64) ** 2)))
+def _summary(engine, result, server_lines):
+    load = result["load_percent"]
+    return (f"{engine}: {result['callbacks']} callbacks, {result['xruns']} xruns "
+            f"({clock_stalls(server_lines)} stalls of the server's clock, "
+            f"{result['late_starts']} late callback starts), load % p50 {load['p50']:.1f} "
+            f"p99 {load['p99']:.1f} p99.9 {load['p99.9']:.1f} max {load['max']:.1f}")
 
 
 @pytest.mark.parametrize("engine", ["circuit", "neural"])
 def test_live_loopback_on_jack(jack, tmp_path, engine):
-    """20 s at 48 kHz, 64-frame blocks, in real time: the tone comes back at the level it was
-    sent, the pedal's output has the level the pedal gives offline, and the stream's status
-    flags count at most MAX_XRUNS xruns beyond the stalls of the server's own clock."""
+    """A bounded run with the test tone looped back: it stops after its seconds, both engines
+    run, the tone comes back at exactly the level it was sent, and the pedal's output has
+    exactly the level the pedal gives offline for that tone. Xruns and loads are printed, not
+    checked (they are the machine's: see the realtime tests)."""
     xruns_before = len(jack.xrun_lines())
-    result, stderr = live_run(jack, tmp_path, "--engine", engine, "--test-tone", str(TONE_HZ),
-                              "--test-tone-level", str(TONE_VOLTS), "--meter-after", "3")
-    expected_callbacks = LIVE_SECONDS * RATE / BLOCK
-    assert result["stopped_by"] == "seconds"
-    assert expected_callbacks <= result["callbacks"] <= expected_callbacks + 100
-    assert result["engine_at_end"] == engine and result["odd_blocks"] == 0
-    levels = result["levels"]
-    sent = TONE_VOLTS / math.sqrt(2)
-    input_error_db = 20 * math.log10(levels["input"]["rms"] / sent)
-    output_error_db = 20 * math.log10(levels["output"]["rms"] / expected_output_rms(engine))
-    load = result["load_percent"]
+    run = LiveRun(jack, tmp_path, "--engine", engine, "--test-tone", str(LOOP_HZ),
+                  "--test-tone-level", str(TONE_VOLTS), "--meter-after", str(METER_AFTER),
+                  seconds=LIVE_SECONDS)
+    result = run.finish(START_TIMEOUT + RUN_TIMEOUT)
+    stderr = run.stderr()
+    input_error_db, output_error_db = level_errors(result)
+    print(f"\n{_summary(engine, result, jack.xrun_lines()[xruns_before:])}; level error: "
+          f"input {input_error_db:+.6f} dB, output {output_error_db:+.6f} dB")
+    assert "Traceback" not in stderr and f"wrote {run.report_path}" in stderr
+    assert result["stopped_by"] == "seconds" and result["engine_at_end"] == engine
+    assert result["callbacks"] >= LIVE_SECONDS * RATE / BLOCK and result["odd_blocks"] == 0
+    assert result["engines_running"] == ["circuit", "neural"] and result["unavailable"] is None
+    settings = result["settings"]
+    assert settings["input_device"].startswith(LOOP_IN)
+    assert settings["output_device"].startswith(LOOP_OUT)
+    assert result["levels"]["measured_seconds"] >= LIVE_SECONDS - METER_AFTER - BLOCK / RATE
+    assert abs(input_error_db) < 0.001
+    assert abs(output_error_db) < 0.001
+
+
+def test_live_keys_on_a_terminal(jack, tmp_path):
+    """Keys from a terminal move the knobs and switch the engine while the stream runs, `q`
+    stops it, and the terminal gets its own mode back."""
+    master, terminal = pty.openpty()
+    try:
+        mode = termios.tcgetattr(terminal)
+        run = LiveRun(jack, tmp_path, "--engine", "circuit", stdin=terminal)
+        try:
+            run.wait_streaming(START_TIMEOUT)
+            os.write(master, b"g7t\x1b[A")  # Gain to 0.7; Treble up by 0.05
+            os.write(master, b"e")
+            run.wait_for("switching to the neural engine", RUN_TIMEOUT)
+            os.write(master, b"q")
+            result = run.finish(RUN_TIMEOUT)
+        finally:
+            run.kill()
+        assert termios.tcgetattr(terminal) == mode
+    finally:
+        os.close(master)
+        os.close(terminal)
+    assert result["stopped_by"] == "key" and result["engine_at_end"] == "neural"
+    assert result["knobs_at_end"] == {"gain": 0.7, "treble": 0.55, "level": 0.5}
+    assert "Traceback" not in run.stderr()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_live_stops_on_a_signal(jack, tmp_path, signum):
+    """SIGTERM and Ctrl-C (SIGINT) stop an open-ended run cleanly: the stream closes, the
+    report is written, the exit status is 0."""
+    run = LiveRun(jack, tmp_path, "--engine", "neural")
+    try:
+        run.wait_streaming(START_TIMEOUT)
+        run.process.send_signal(signum)
+        result = run.finish(RUN_TIMEOUT)
+    finally:
+        run.kill()
+    stderr = run.stderr()
+    assert result["stopped_by"] == "interrupt" and result["callbacks"] > 0
+    assert "Traceback" not in stderr and f"wrote {run.report_path}" in stderr
+
+
+def test_devices_on_jack(jack):
+    """The devices PortAudio sees on the server, and the errors that name one: no match, a
+    rate the server does not run at."""
+    def live(*args):
+        return subprocess.run([*COMMAND, *args], capture_output=True, text=True, env=jack.env,
+                              timeout=START_TIMEOUT, stdin=subprocess.DEVNULL)
+
+    listing = live("--list-devices")
+    assert listing.returncode == 0, listing.stderr
+    for name in ("system", LOOP_IN, LOOP_OUT):
+        assert re.search(rf"^[ ><]+ +\d+  {name} \(JACK Audio Connection Kit\): 2 in, 2 out, "
+                         rf"48000 Hz$", listing.stdout, re.M), listing.stdout
+    for args, message in ((["--input", "no such device"],
+                           "no input device matches 'no such device'"),
+                          (["--input", LOOP_IN, "--output", LOOP_OUT, "--sample-rate", "44100"],
+                           f"the input device {LOOP_IN} (JACK Audio Connection Kit) refuses "
+                           f"44100 Hz")):
+        result = live(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("klon: error")]
+        assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "try --sample-rate 48000" in result.stderr
+
+
+# ---- real time: -m realtime, on a quiet machine ------------------------------------------
+
+@pytest.fixture(scope="module")
+def realtime_jack(tmp_path_factory):
+    """jackd as the realtime tests want it: real-time scheduling (-R), else as `jack`."""
+    _tools()
+    with JackServer(tmp_path_factory.mktemp("jack") / "jackd.log", RATE, BLOCK,
+                    realtime=True) as server:
+        yield server
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("engine", ["circuit", "neural"])
+def test_realtime_loopback_on_jack(realtime_jack, tmp_path, engine):
+    """20 s at 48 kHz, 64-frame blocks, in real time, with a 1 kHz tone looped back: the
+    levels as in the functional run, and the issue's targets: at most MAX_XRUNS xruns beyond
+    the stalls of the server's own clock, callback load p99.9 at most 25 % of the period."""
+    jack = realtime_jack
+    xruns_before = len(jack.xrun_lines())
+    run = LiveRun(jack, tmp_path, "--engine", engine, "--test-tone", str(TONE_HZ),
+                  "--test-tone-level", str(TONE_VOLTS), "--meter-after", "3",
+                  seconds=REALTIME_SECONDS)
+    result = run.finish(START_TIMEOUT + RUN_TIMEOUT)
     server = jack.xrun_lines()[xruns_before:]
-    stalls = jack.clock_stalls(server)
-    print(f"\n{engine}: {result['callbacks']} callbacks, {result['xruns']} xruns "
-          f"{result['status_flags']} ({stalls} stalls of the server's clock, "
-          f"{result['late_starts']} late callback starts), load % p50 {load['p50']:.1f} p99 "
-          f"{load['p99']:.1f} p99.9 {load['p99.9']:.1f} max {load['max']:.1f}; level error: "
-          f"input {input_error_db:+.4f} dB, output {output_error_db:+.4f} dB")
+    stalls = clock_stalls(server)
+    input_error_db, output_error_db = level_errors(result)
+    load = result["load_percent"]
+    print(f"\n{_summary(engine, result, server)}; level error: input {input_error_db:+.5f} "
+          f"dB, output {output_error_db:+.5f} dB")
+    assert result["stopped_by"] == "seconds" and result["engine_at_end"] == engine
     assert abs(input_error_db) < 0.001
     assert abs(output_error_db) < 0.01
-    # the issue's target, met with room to spare (p99.9 at 6-12 % here, on a busy machine too)
     assert load["p99.9"] <= 25.0
     assert result["xruns"] - stalls <= MAX_XRUNS, (
         f"{result['xruns']} xruns, {stalls} stalls of the server's clock; "
@@ -479,13 +567,16 @@ def test_live_loopback_on_jack(jack, tmp_path, engine):
         f"machine did not run the audio thread on time; jackd said:\n" + "\n".join(server))
 
 
-def test_overload_is_counted(jack, tmp_path):
+@pytest.mark.realtime
+def test_overload_is_counted(realtime_jack, tmp_path):
     """A callback that busy-waits 3 ms (over two block periods) every 25th block: the xrun
-    counter must see it, so the zero of the real runs means something."""
+    counter must see it, so the zero of the real-time runs means something."""
+    jack = realtime_jack
     xruns_before = len(jack.xrun_lines())
-    result, _ = live_run(jack, tmp_path, "--debug-busy-ms", "3", "--debug-busy-every", "25",
-                         seconds=3, loopback=False)
-    stalls = jack.clock_stalls(jack.xrun_lines()[xruns_before:])
+    run = LiveRun(jack, tmp_path, "--debug-busy-ms", "3", "--debug-busy-every", "25",
+                  seconds=3)
+    result = run.finish(START_TIMEOUT + RUN_TIMEOUT)
+    stalls = clock_stalls(jack.xrun_lines()[xruns_before:])
     busy_callbacks = result["callbacks"] // 25
     assert result["load_percent"]["max"] > 200
     assert result["xruns"] - stalls >= busy_callbacks // 2, (result["xruns"], stalls,

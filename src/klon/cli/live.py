@@ -10,7 +10,7 @@ import sys
 from klon.core.errors import KlonError
 
 
-def add_parsers(commands):
+def add_parsers(commands) -> None:
     p = commands.add_parser("live", help="play through the pedal in real time (sound card or "
                             "sound server; keys move the knobs)",
                             description="Mono guitar in, the pedal out (stereo or mono), through "

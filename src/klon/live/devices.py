@@ -4,6 +4,8 @@ sounddevice is imported only here and only when `klon live` runs, so klon import
 PortAudio scans its host APIs (ALSA, JACK, PulseAudio/PipeWire through ALSA, OSS) when
 sounddevice is imported: a sound server started later is seen only after `rescan`.
 """
+from types import ModuleType
+
 from klon.core.errors import KlonError
 
 SETUP_HINT = "run scripts/setup --live (PortAudio, JACK and the sounddevice package)"
@@ -13,7 +15,7 @@ NO_DEVICES = ("no audio device found: PortAudio sees no sound card and no sound 
               "`klon live --list-devices`")
 
 
-def import_sounddevice():
+def import_sounddevice() -> ModuleType:
     try:
         import sounddevice
     except ImportError:
@@ -24,18 +26,19 @@ def import_sounddevice():
     return sounddevice
 
 
-def rescan(sd):
+def rescan(sd: ModuleType) -> None:
     """Make PortAudio look for devices and servers again (one started after the import)."""
     sd._terminate()
     sd._initialize()
 
 
-def describe(devices, hostapis, index):
+def describe(devices: list[dict], hostapis: list[dict], index: int) -> str:
     device = devices[index]
     return f"{device['name']} ({hostapis[device['hostapi']]['name']})"
 
 
-def listing(devices, hostapis, default=(-1, -1)):
+def listing(devices: list[dict], hostapis: list[dict],
+            default: tuple[int, int] = (-1, -1)) -> str:
     """The devices as text: index, name, host API, channels in/out, default rate; `>` and `<`
     mark the default input and output."""
     if not devices:
@@ -49,7 +52,8 @@ def listing(devices, hostapis, default=(-1, -1)):
     return "\n".join(lines)
 
 
-def choose(devices, hostapis, want, kind, default=-1):
+def choose(devices: list[dict], hostapis: list[dict], want: str | int | None, kind: str,
+           default: int = -1) -> int:
     """The index of the `kind` ("input" or "output") device asked for: `want` is None (the
     default device, else the first with such channels), an index, or words that appear in order
     in "name (host API)", case ignored (an exact name wins over partial matches)."""
@@ -95,7 +99,7 @@ def choose(devices, hostapis, want, kind, default=-1):
     raise KlonError(f"{len(matches)} {kind} devices match {text!r} ({names}): give its index")
 
 
-def query(sd):
+def query(sd: ModuleType) -> tuple[list[dict], list[dict], tuple[int, int]]:
     """(devices, host APIs, (default input, default output)) as plain lists and tuples."""
     devices = [dict(d) for d in sd.query_devices()]
     hostapis = [dict(h) for h in sd.query_hostapis()]

@@ -1,14 +1,18 @@
 """The JSON report of a `klon live` run: settings, counters, load percentiles and levels."""
 import json
 import math
+import os
+from typing import Any
 
 from klon.core.errors import KlonError
-from klon.tools.bench import write_text
+from klon.core.files import atomic_write
+from klon.live.processor import LiveProcessor
 
 FORMAT = "klon-live-report"
 
 
-def build(processor, settings, wall_seconds, stopped_by):
+def build(processor: LiveProcessor, settings: dict[str, Any], wall_seconds: float,
+          stopped_by: str) -> dict[str, Any]:
     """The report of a finished run. `settings`: what was asked for and what the devices gave."""
     counters = processor.counters()
     return _finite({
@@ -22,10 +26,10 @@ def build(processor, settings, wall_seconds, stopped_by):
         **counters, "levels": processor.levels()})
 
 
-def write(path, report):
+def write(path: str | os.PathLike, report: dict[str, Any]) -> None:
     """Write the report atomically (a temporary file beside it, then a rename)."""
     try:
-        write_text(path, json.dumps(report, indent=2) + "\n")
+        atomic_write(path, json.dumps(report, indent=2) + "\n")
     except OSError as error:
         raise KlonError(f"cannot write the report '{path}': {error.strerror or error}") from None
 

@@ -11,10 +11,13 @@ import ctypes
 import gc
 import signal
 import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 from klon.core.errors import KlonError
 from klon.live import devices as dev
-from klon.live.processor import CALLBACKS
+from klon.live.processor import LiveProcessor
 from klon.live.ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
 
 STATUS_SECONDS = 0.2        # status line redraw on a terminal
@@ -22,7 +25,8 @@ PLAIN_STATUS_SECONDS = 5.0  # a plain status line without one
 MCL_CURRENT = 1  # mlockall: the pages mapped now (<sys/mman.h>)
 
 
-def make_callback(processor, abort, busy=None):
+def make_callback(processor: LiveProcessor, abort: type[BaseException],
+                  busy: tuple[float, int] | None = None) -> tuple[Callable, list]:
     """The stream's callback and the list that gets the exception that stopped it, if one did.
 
     The callback runs the processor's block, then puts its own timing and the status flags into
@@ -65,7 +69,8 @@ def make_callback(processor, abort, busy=None):
     return busy_callback, failure
 
 
-def open_stream(sd, processor, input_device, output_device, callback):
+def open_stream(sd: ModuleType, processor: LiveProcessor, input_device: int, output_device: int,
+                callback: Callable) -> Any:
     """The duplex stream: 1 input channel (the guitar), 1 or 2 output channels, float32,
     the processor's block size, PortAudio's low-latency suggestion."""
     devices, hostapis, _ = dev.query(sd)
@@ -87,8 +92,9 @@ def open_stream(sd, processor, input_device, output_device, callback):
     try:
         return sd.Stream(blocksize=processor.block, latency="low", callback=callback, **settings)
     except sd.PortAudioError as error:
-        raise KlonError(f"cannot open the audio stream ({dev.describe(devices, hostapis, input_device)}"
-                        f" in, {dev.describe(devices, hostapis, output_device)} out, "
+        raise KlonError(f"cannot open the audio stream "
+                        f"({dev.describe(devices, hostapis, input_device)} in, "
+                        f"{dev.describe(devices, hostapis, output_device)} out, "
                         f"{processor.sample_rate:g} Hz, {processor.block}-frame blocks): "
                         f"{_reason(error)}") from None
 
@@ -108,7 +114,9 @@ def _lock_memory():
         pass
 
 
-def run(sd, processor, input_device, output_device, seconds=None, terminal=None, busy=None):
+def run(sd: ModuleType, processor: LiveProcessor, input_device: int, output_device: int,
+        seconds: float | None = None, terminal: Terminal | None = None,
+        busy: tuple[float, int] | None = None) -> tuple[str, float, tuple]:
     """Stream until `seconds` of audio have passed, q, Ctrl-C, or the stream stops by itself.
     Returns (how it stopped, wall seconds, the stream's latency (in, out) in seconds)."""
     callback, failure = make_callback(processor, sd.CallbackAbort, busy)
@@ -120,12 +128,13 @@ def run(sd, processor, input_device, output_device, seconds=None, terminal=None,
                f"standby: e switches)" if len(processor.engines) == 2 else "")
     frames_wanted = None if seconds is None else seconds * processor.sample_rate
     stopped_by, latency = "stream", (None, None)
-    gc.collect()
-    gc.freeze()
-    gc.disable()
+    gc_off(processor)
     _lock_memory()
-    # SIGTERM stops the run as Ctrl-C does: the stream closes and the report is written
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM stops the run as Ctrl-C does: the stream closes and the report is written. Both
+    # are set here, so that a SIGINT ignored by whoever started klon (a shell's background job)
+    # still stops it
+    previous = {signum: signal.signal(signum, _interrupt)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
         with terminal:
@@ -153,13 +162,31 @@ def run(sd, processor, input_device, output_device, seconds=None, terminal=None,
             stream.stop()
             stream.close()
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            gc.enable()
-            gc.unfreeze()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            gc_on()
     wall = time.monotonic() - started
     if failure:
         raise KlonError(f"the audio callback failed: {failure[0]!r}")
     return stopped_by, wall, latency
+
+
+def gc_off(processor: LiveProcessor) -> None:
+    """The cyclic garbage collector out of the audio thread's way while the stream runs: a
+    collection would hold the GIL for milliseconds. One last full collection, then the
+    processor's warm-up again (a full collection empties CPython's free lists, which the few
+    short-lived objects of a block, and of a knob move, would otherwise take from malloc again
+    in the stream's first blocks), then everything left is frozen and the collector is off."""
+    gc.collect()
+    processor.warm_up()
+    gc.freeze()
+    gc.disable()
+
+
+def gc_on() -> None:
+    """The collector back, after the stream."""
+    gc.enable()
+    gc.unfreeze()
 
 
 def _interrupt(signum, frame):
@@ -171,8 +198,7 @@ def _loop(stream, processor, panel, terminal, frames_wanted):
     next_status = time.monotonic() + interval
     seen = 0
     while True:
-        if frames_wanted is not None and \
-                processor.stats[CALLBACKS] * processor.block >= frames_wanted:
+        if frames_wanted is not None and processor.callbacks() * processor.block >= frames_wanted:
             return "seconds"
         if not stream.active:
             return "stream"

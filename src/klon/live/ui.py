@@ -9,6 +9,7 @@ import os
 import select
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ MOVES = {"up": STEP, "+": STEP, "=": STEP, "down": -STEP, "-": -STEP, "_": -STEP
          "right": FINE_STEP, "]": FINE_STEP, "left": -FINE_STEP, "[": -FINE_STEP}
 
 
-def split_keys(text):
+def split_keys(text: str) -> list[str]:
     """Keys in a chunk read from the terminal: arrow escape sequences as one key each."""
     keys, i = [], 0
     while i < len(text):
@@ -48,7 +49,7 @@ class Panel:
         self.processor = processor
         self.selected = "gain"
 
-    def handle(self, key):
+    def handle(self, key: str) -> str | None:
         p = self.processor
         if key in ("q", "Q"):
             return QUIT
@@ -69,12 +70,12 @@ class Panel:
             return KEYS_HELP
         return None
 
-    def knobs_text(self):
+    def knobs_text(self) -> str:
         return "  ".join((f"[{name} {self.processor.knob(name):.2f}]" if name == self.selected
                           else f"{name} {self.processor.knob(name):.2f}") for name in KNOBS)
 
 
-def status_line(panel, now, loads):
+def status_line(panel: Panel, now: dict[str, Any], loads: np.ndarray) -> str:
     """One line: engine, knobs, levels (dB, full scale = 1 V), load (% of the block period:
     mean and max over `loads`, the callbacks since the last line), xruns."""
     load = (f"load {100 * float(np.mean(loads)):3.0f}% max {100 * float(np.max(loads)):3.0f}%"
@@ -117,7 +118,7 @@ class Terminal:
             self.stream.write("\n")
             self.stream.flush()
 
-    def wait_keys(self, seconds):
+    def wait_keys(self, seconds: float) -> list[str]:
         if not self.keys:
             time.sleep(seconds)
             return []
@@ -128,7 +129,7 @@ class Terminal:
         data = os.read(fd, 64)
         return split_keys(data.decode("utf-8", "replace")) if data else []
 
-    def show(self, line):
+    def show(self, line: str) -> None:
         """The status line: redrawn in place on a terminal, else a line of its own."""
         if self.in_place:
             self.stream.write("\r" + line + "\x1b[K")
@@ -136,7 +137,7 @@ class Terminal:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def say(self, message):
+    def say(self, message: str) -> None:
         """A message on a line of its own (above the status line on a terminal)."""
         self.stream.write(("\r\x1b[K" if self.in_place else "") + message + "\n")
         self.stream.flush()
