@@ -7,9 +7,9 @@ import scipy.signal
 from conftest import noise
 
 from klon.core.errors import KlonError
+from klon.core.glide import smoother_next, smoother_set_target, smoother_skip
 from klon.dsp.bilinear import bilinear, bilinear1, bilinear2, bilinear_constant
 from klon.dsp.oversampling import Oversampler
-from klon.dsp.smoothing import smoother_next, smoother_set_target, smoother_skip
 
 FS = 48_000.0
 

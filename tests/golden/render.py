@@ -7,6 +7,7 @@ rates) and `klon export c` (the generated files, and the exported pedal run on t
     .venv/bin/python tests/golden/render.py tests/golden/golden.npz
 """
 import hashlib
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -99,10 +100,19 @@ def sha256(files):
     return {name: hashlib.sha256(content).hexdigest() for name, content in files.items()}
 
 
+def code_only(content):
+    """C source without its comments and blank lines: what the compiler sees."""
+    text = re.sub(rb"/\*.*?\*/", b"", content, flags=re.S)
+    text = re.sub(rb"//[^\n]*", b"", text)
+    return b"\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
 if __name__ == "__main__":
     arrays, files = render()
     hashes = sha256(files)
+    code = sha256({name: code_only(content) for name, content in files.items()})
     target = Path(sys.argv[1])
     np.savez_compressed(target, **arrays,
-                        export_hashes=np.array([f"{k} {v}" for k, v in hashes.items()]))
+                        export_hashes=np.array([f"{k} {v}" for k, v in hashes.items()]),
+                        export_code_hashes=np.array([f"{k} {v}" for k, v in code.items()]))
     print(f"{target}: {len(arrays)} outputs, {len(hashes)} exported files")

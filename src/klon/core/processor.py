@@ -7,14 +7,14 @@ latency removed). Subclasses say what a block costs in `render(x, y)`: one compi
 checked channels x frames views.
 
 Knobs are `Knob` descriptors: they check the range [0, 1] and glide to a new value over
-GLIDE_SECONDS, in a smoother array the kernels read (see klon.dsp.smoothing).
+GLIDE_SECONDS, in a smoother array the kernels read (see klon.core.glide).
 """
 from typing import Any
 
 import numpy as np
 
 from klon.core.errors import KlonError
-from klon.dsp.smoothing import CURRENT, REMAINING, TARGET, smoother_set_target
+from klon.core.glide import CURRENT, REMAINING, TARGET, smoother_set_target
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 22_050, 192_000
 GLIDE_SECONDS = 0.05  # how long a moved knob takes to reach its new value
@@ -44,7 +44,7 @@ def check_knob(name: str, value: Any) -> float:
 
 
 def new_glide(value: float) -> np.ndarray:
-    """A smoother array at rest at `value` (the layout of klon.dsp.smoothing)."""
+    """A smoother array at rest at `value` (the layout of klon.core.glide)."""
     glide = np.zeros(4)
     glide[CURRENT] = glide[TARGET] = value
     return glide

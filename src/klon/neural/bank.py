@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from klon.core.errors import KlonError
+from klon.core.glide import CURRENT, TARGET, smoother_set_target
 from klon.core.kernel_state import plain
 from klon.core.paths import SHIPPED_MODELS, shipped_sets
 from klon.core.processor import Knob, Processor, check_knob
-from klon.dsp.smoothing import CURRENT, TARGET, smoother_set_target
 from klon.neural.kernels import HISTORY, BankState, bracket, compiled
 from klon.neural.model import load_model, rest_state
 

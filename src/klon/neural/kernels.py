@@ -19,9 +19,10 @@ import numba
 import numpy as np
 from numba import njit
 
+from klon.core import glide
 from klon.core.files import atomic_write
 from klon.core.paths import cache_folder
-from klon.dsp import activations, smoothing
+from klon.dsp import activations
 from klon.neural.architectures import architecture, common
 from klon.pedal import stages
 
@@ -33,7 +34,7 @@ class BankState(NamedTuple):
 
     rows: np.ndarray  # float32, row model * channels + channel: one model's weights and state
     positions: np.ndarray  # the models' Gain settings, ascending
-    glide: np.ndarray  # the Gain knob's smoother (klon.dsp.smoothing)
+    glide: np.ndarray  # the Gain knob's smoother (klon.core.glide)
     running: np.ndarray  # [first running model, last running model, next history slot]
     history: np.ndarray  # channels x HISTORY: the last inputs, a ring, for warm_up's replay
 
@@ -175,7 +176,7 @@ import numpy as np
 from numba import njit
 
 from klon.dsp.activations import fast_tanh
-from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
+from klon.core.glide import CURRENT, REMAINING, smoother_next
 from klon.neural.architectures.common import FASTMATH, HALF
 from klon.neural.kernels import HISTORY, BankState, all_finite, bracket
 from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, name_stages, run_stage
@@ -233,4 +234,4 @@ def _load(stem, source):
 # the generated kernels call into these modules: their text is part of the cache key, so a
 # changed dependency never meets stale machine code
 _DEPENDENCIES = tuple(Path(module.__file__).read_text() for module in (
-    sys.modules[__name__], stages, smoothing, activations, common))
+    sys.modules[__name__], stages, glide, activations, common))

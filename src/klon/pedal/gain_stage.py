@@ -30,10 +30,10 @@ from numba import njit
 
 from klon import wdf
 from klon.core.errors import KlonError
+from klon.core.glide import CURRENT, REMAINING, smoother_skip
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor
 from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
-from klon.dsp.smoothing import CURRENT, REMAINING, smoother_skip
 from klon.pedal import components as c
 from klon.pedal.stages import (
     INPUT_BUFFER,

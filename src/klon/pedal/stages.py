@@ -10,10 +10,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from klon.core.glide import CURRENT, REMAINING, smoother_next
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor, new_glide
 from klon.dsp.bilinear import bilinear1
-from klon.dsp.smoothing import CURRENT, REMAINING, smoother_next
 from klon.pedal import components as c
 
 INPUT_BUFFER, TONE, OUTPUT_STAGE = range(3)
@@ -59,7 +59,7 @@ class StageState(NamedTuple):
     """What run_stage reads and writes for one stage."""
 
     state: np.ndarray  # the filter's memory, one per channel
-    glide: np.ndarray  # the knob's smoother (klon.dsp.smoothing)
+    glide: np.ndarray  # the knob's smoother (klon.core.glide)
     params: np.ndarray  # BILINEAR_C, LOW, HIGH, B0, B1, A1
 
 

@@ -8,7 +8,7 @@
  * alone: the model bank, or with -DKLON_ENGINE_CIRCUIT too the circuit gain stage. At sample
  * MOVE_AT the Gain starts gliding to GAIN_AFTER (and the pedal's Treble and Level to theirs,
  * from 0.5); blocks during the glide are counted apart.
- * Prints "KLON name value" lines for klon.embedded.measure. */
+ * Prints "KLON name value" lines for klon.export.cortex_m7.measure. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
