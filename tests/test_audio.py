@@ -124,12 +124,13 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch
     audio.write(path, signal(seed=1), FS)
     before = path.read_bytes()
 
-    def broken_write(file, data, *args, **kwargs):
-        with open(file, "wb") as f:
-            f.write(b"RIFF partial")  # a half-written file, then the failure
+    real_write = audio.sf.SoundFile.write
+
+    def broken_write(self, data):
+        real_write(self, data[:10])  # a half-written file, then the failure
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(audio.sf, "write", broken_write)
+    monkeypatch.setattr(audio.sf.SoundFile, "write", broken_write)
     with pytest.raises(KlonError, match="disk full"):
         audio.write(path, signal(seed=2), FS)
     with pytest.raises(KlonError):
