@@ -14,8 +14,8 @@ def add_parsers(commands) -> None:
                            "and klon_circuit_gain.c into OUTDIR: no malloc, no globals beyond "
                            "const tables, libm only. See docs/embedded.md.")
     c.add_argument("source", nargs="?", default=None, metavar="MODEL.json|OUTDIR",
-                   help="one model file used at every Gain (give OUTDIR after it); without "
-                        "it, the model set of --models")
+                   help="one model file used at every Gain (give OUTDIR after it) (default: "
+                        "the model set of --models)")
     c.add_argument("out", nargs="?", default=None, metavar="OUTDIR",
                    help="folder to write (new or empty, unless --force)")
     c.add_argument("--models", default=None, metavar="NAME|DIR",
@@ -34,8 +34,18 @@ def export(args: argparse.Namespace) -> None:
         raise KlonError("give the folder to write: klon export c [MODEL.json] OUTDIR")
     if model is not None and args.models is not None:
         raise KlonError("give one model file or --models, not both")
-    paths = export_c(out, models=args.models, model=model, circuit=not args.no_circuit,
-                     force=args.force)
+    if model is not None:
+        from klon.neural.gain_stage import note_fixed_model
+        from klon.neural.model_file import read_model
+        note_fixed_model(read_model(model))
+    try:
+        paths = export_c(out, models=args.models, model=model, circuit=not args.no_circuit,
+                         force=args.force)
+    except OSError as error:  # a read-only folder, a full disk: the files are written whole or
+        # not at all (atomic_write), so saying which and why is all that is left to do
+        where = error.filename or out
+        raise KlonError(f"cannot write the C library into '{out}': {where}: "
+                        f"{error.strerror or error}") from None
     for path in paths:
         print(path)
 

@@ -19,17 +19,17 @@ def add_parsers(commands) -> None:
                             "right/left (]/[) move it, 0-9 set it, e switches engine, q or "
                             "Ctrl-C stops.")
     p.add_argument("--engine", default="circuit", choices=["circuit", "neural"],
-                   help="the engine heard first (default circuit); the other runs beside it "
+                   help="the engine heard first (default: circuit); the other runs beside it "
                         "when it is available at the rate, so `e` switches without a click")
-    p.add_argument("--gain", type=float, default=0.5, help="Gain knob, 0..1 (default 0.5)")
-    p.add_argument("--treble", type=float, default=0.5, help="Treble knob, 0..1 (default 0.5)")
-    p.add_argument("--level", type=float, default=0.5, help="Level knob, 0..1 (default 0.5)")
+    p.add_argument("--gain", type=float, default=0.5, help="Gain knob, 0..1 (default: 0.5)")
+    p.add_argument("--treble", type=float, default=0.5, help="Treble knob, 0..1 (default: 0.5)")
+    p.add_argument("--level", type=float, default=0.5, help="Level knob, 0..1 (default: 0.5)")
     p.add_argument("--block", type=int, default=64,
-                   help="frames per callback (default 64: 1.33 ms at 48 kHz)")
+                   help="frames per callback (default: 64, 1.33 ms at 48 kHz)")
     p.add_argument("--sample-rate", type=int, default=48_000,
-                   help="(default 48000; a JACK server fixes its own rate)")
+                   help="(default: 48000; a JACK server fixes its own rate)")
     p.add_argument("--channels", type=int, default=2, choices=[1, 2],
-                   help="output channels, the pedal on each (default 2)")
+                   help="output channels, the pedal on each (default: 2)")
     p.add_argument("--input", default=None, metavar="DEV",
                    help="input device: index or words of its name (default: the system's)")
     p.add_argument("--output", default=None, metavar="DEV",
@@ -45,9 +45,9 @@ def add_parsers(commands) -> None:
                    help="play a sine of HZ on output channel 2 instead of the pedal (for a "
                         "loopback check: connect it to the input)")
     p.add_argument("--test-tone-level", type=float, default=0.25, metavar="VOLTS",
-                   help="the test tone's amplitude (default 0.25, full scale = 1)")
+                   help="the test tone's amplitude (default: 0.25, full scale = 1)")
     p.add_argument("--meter-after", type=float, default=1.0, metavar="SECONDS",
-                   help="the report's levels leave out this much of the start (default 1)")
+                   help="the report's levels leave out this much of the start (default: 1)")
     # test hook: an overloaded callback, to show that the xrun counter sees the dropouts
     p.add_argument("--debug-busy-ms", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--debug-busy-every", type=int, default=50, help=argparse.SUPPRESS)

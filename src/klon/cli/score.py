@@ -15,7 +15,7 @@ def add_parsers(commands) -> None:
     s.add_argument("--models", default=None,
                    help="folder of centaur_<G>.json (default: <data>/chowcentaur-models)")
     s.add_argument("--clips", type=int, default=400,
-                   help="reference clips per Gain (default 400)")
+                   help="reference clips per Gain (default: 400)")
 
 
 def score(args: argparse.Namespace) -> None:

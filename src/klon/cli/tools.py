@@ -10,38 +10,38 @@ def add_parsers(commands) -> None:
     v = commands.add_parser("verify", help="compare the circuit model with ngspice, stage by stage")
     v.add_argument("--quick", action="store_true", help="short clips and fewer settings")
     v.add_argument("--opamp", default="ideal", choices=["ideal", "tl072"],
-                   help="op-amp model in the SPICE netlists (default ideal)")
+                   help="op-amp model in the SPICE netlists (default: ideal)")
     v.add_argument("--data", default=None,
                    help="folder holding klon-ltspice/DataIn (default: ../shared/data, $KLON_DATA)")
     v.add_argument("--out", default=None, help="also write the table as Markdown to this file")
 
     d = commands.add_parser("demo",
                             help="a synthesized guitar riff through the pedal: WAVs and a plot")
-    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
 
     b = commands.add_parser("bench", help="compute time per second of audio by engine and block "
                             "size, beside the seed's C++ numbers")
     b.add_argument("--seconds", type=float, default=10.0,
-                   help="seconds of white noise per run (default 10: a few minutes in all on 2 "
+                   help="seconds of white noise per run (default: 10; a few minutes in all on 2 "
                         "cores; the seed used 100)")
     b.add_argument("--blocks", default=None,
-                   help="block sizes, a comma list (default 8,16,...,4096, the seed's)")
+                   help="block sizes, a comma list (default: 8,16,...,4096, the seed's)")
     b.add_argument("--engines", default=None,
                    help="comma list of circuit, neural (the whole pedals), gru (one GRU-8 model "
-                        "alone), torch-gru (torch.nn.GRU(1, 8) + Linear; skipped without torch); "
-                        "default all four")
+                        "alone), torch-gru (torch.nn.GRU(1, 8) + Linear; skipped without torch) "
+                        "(default: all four)")
     b.add_argument("--models", default=None, metavar="NAME|DIR",
                    help="model set of the neural and gru engines (default: the neural engine's "
                         "default, else the shipped 'ltspice')")
-    b.add_argument("--sample-rate", type=int, default=44_100, help="(default 44100)")
-    b.add_argument("--channels", type=int, default=2, help="(default 2)")
+    b.add_argument("--sample-rate", type=int, default=44_100, help="the rate of the runs")
+    b.add_argument("--channels", type=int, default=2, help="channels of the runs")
     b.add_argument("--repeats", type=int, default=3, help="runs per engine and block size; the "
-                   "median is reported, min and max beside it (default 3)")
+                   "median is reported, min and max beside it (default: 3)")
     b.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="wall: time.perf_counter (default); cpu: the process's CPU time, steadier "
                         "on a machine busy with other work")
     b.add_argument("--out", default="out/bench",
-                   help="folder for bench.csv, bench.md, bench.json, bench.png (default out/bench)")
+                   help="folder for bench.csv, bench.md, bench.json, bench.png")
     b.add_argument("--json", action="store_true",
                    help="print the results as one JSON list on stdout (tables go to stderr)")
 

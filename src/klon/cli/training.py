@@ -35,8 +35,9 @@ def add_parsers(commands) -> None:
     d.add_argument("--out", required=True, help="new folder to write (input/, target/, "
                    "dataset.json; with several gains one gain_<percent>/ folder each)")
     d.add_argument("--gain", default="0.5", help="Gain knob 0..1, a comma list, or 'all' "
-                   "(0, .25, .5, .75, 1); default 0.5")
-    d.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"])
+                   "(0, .25, .5, .75, 1)")
+    d.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"],
+                   help="the clipping diodes of the circuit that renders the targets")
     d.add_argument("--sample-rate", type=int, default=None,
                    help="resample the inputs to this rate (default: theirs)")
     d.add_argument("--input-gain-db", type=float, default=0.0,
@@ -51,15 +52,20 @@ def add_parsers(commands) -> None:
     t.add_argument("--input", help="one long input recording (instead of DATA)")
     t.add_argument("--target", help="its target recording (same length and rate)")
     t.add_argument("--gain", default=None, help="Gain setting to train (0..1), a comma list, "
-                   "or 'all' (one model each; --out is then a folder)")
+                   "or 'all' (one model each; --out is then a folder) (default: the data's own; "
+                   "an --input/--target pair has none: its model plays the same at every Gain)")
     t.add_argument("--out", required=True, help="model file (.json), or a folder with several "
                    "gains (gain_<percent>.json inside)")
-    t.add_argument("--hidden", type=int, default=8, help="recurrent units (default 8)")
-    t.add_argument("--cell", default="gru", choices=kinds())
-    t.add_argument("--epochs", type=int, default=1000, help="at most this many (default 1000)")
-    t.add_argument("--minutes", type=float, default=None, help="stop after this much wall time")
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--learning-rate", type=float, default=5e-3)
+    t.add_argument("--force", action="store_true",
+                   help="replace an existing model file and its checkpoint (<out>.ckpt); "
+                        "without it they are never overwritten")
+    t.add_argument("--hidden", type=int, default=8, help="recurrent units")
+    t.add_argument("--cell", default="gru", choices=kinds(), help="recurrent layer")
+    t.add_argument("--epochs", type=int, default=1000, help="at most this many")
+    t.add_argument("--minutes", type=float, default=None,
+                   help="stop after this much wall time (default: no limit)")
+    t.add_argument("--batch-size", type=int, default=16, help="clips per gradient step")
+    t.add_argument("--learning-rate", type=float, default=5e-3, help="Adam's, at the start")
     t.add_argument("--plateau", type=int, default=15,
                    help="halve the learning rate after this many epochs without a better "
                    "validation ESR")
@@ -69,25 +75,27 @@ def add_parsers(commands) -> None:
     t.add_argument("--warmup", type=int, default=2048,
                    help="samples run before the scored part without gradients")
     t.add_argument("--pre-emphasis", type=float, default=0.0,
-                   help="first-order pre-emphasis coefficient in the loss (e.g. 0.85; default off)")
+                   help="first-order pre-emphasis coefficient in the loss, e.g. 0.85 (0: off)")
     t.add_argument("--dc-weight", type=float, default=0.0, help="weight of the loss's DC term")
     t.add_argument("--validation", type=int, default=None,
-                   help="clips held out for validation (default 1 in 16)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+                   help="clips held out for validation (default: 1 in 16)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the weights and the clip order")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: CUDA when torch sees a GPU, else the CPU")
     t.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint beside the output (<out>.ckpt)")
+                   help="continue from the checkpoint beside the output (<out>.ckpt), "
+                        "replacing the model file")
     t.add_argument("--jobs", type=int, default=1,
                    help="train this many gains at once (one core each)")
 
     p = commands.add_parser("plot", help="a model's figures: target vs prediction in time, "
                             "their spectra, and its training curves")
     p.add_argument("model", help="model file (.json)")
-    p.add_argument("--data", default=None, help="data to draw (default: the reference clips, "
-                   "at the model's gain)")
+    p.add_argument("--data", default=None, help="data to draw (default: the data the model was "
+                   "trained on, as its file records, else the reference clips at its Gain)")
     p.add_argument("--clip", default=None, help="which clip (name; default: the first "
                    "validation clip)")
-    p.add_argument("--out", default="out/plots", help="output folder (default out/plots)")
+    p.add_argument("--out", default="out/plots", help="output folder")
 
 
 def dataset(args: argparse.Namespace) -> None:
@@ -119,10 +127,14 @@ def _source(args):
 
 
 def train(args: argparse.Namespace) -> None:
-    from klon.train.jobs import model_paths, train_gains
+    from klon.train.jobs import check_outputs, model_paths, train_gains
     gains = _gains(args.gain) if args.gain is not None else (None,)
     models = model_paths(args.out, gains)
-    train_gains(_source(args), models, _config(args), jobs=args.jobs, resume=args.resume)
+    source = _source(args)
+    # before any data is read or any epoch run: an existing model is not replaced by accident
+    check_outputs(models, force=args.force, resume=args.resume)
+    train_gains(source, models, _config(args), jobs=args.jobs, resume=args.resume,
+                force=args.force)
 
 
 def plot(args: argparse.Namespace) -> None:

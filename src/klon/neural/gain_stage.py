@@ -7,15 +7,33 @@ at any rate). Without a set named, it takes the shipped circuit-trained set for 
 44.1 or 48 kHz. In the pedal the treble control runs at the host rate beside it (the circuit
 engine oversamples it: its pre-warped bilinear transform bends the +17 dB top octave by a few
 percent at 44.1 kHz).
+
+One model file (`model=`) plays at every Gain as it is. A model with no Gain setting (trained on
+a pair of recordings, `klon train --input --target`) is such a fixed model by nature: it runs,
+with a FixedModelWarning (`klon: note:` on the command line) saying the Gain knob does nothing.
 """
+import warnings
 from typing import Any
 
 from klon.core.errors import KlonError
 from klon.neural.bank import ModelBank
 from klon.neural.model import load_model
+from klon.neural.model_file import ModelSpec
 
 # the shipped sets trained on the circuit engine, by the rate they run at
 DEFAULT_MODELS = {44_100: "circuit", 48_000: "circuit-48k"}
+
+
+class FixedModelWarning(UserWarning):
+    """A model with no Gain setting is used at every Gain: the Gain knob does not change it."""
+
+
+def note_fixed_model(spec: ModelSpec) -> None:
+    """Warn (FixedModelWarning) when a model has no Gain setting, once per model file."""
+    if spec.gain is None and spec.inputs == 1:
+        warnings.warn(f"model '{spec.name}' has no Gain setting (trained on recordings at one "
+                      f"setting): it plays as it is at every Gain, the Gain knob changes nothing",
+                      FixedModelWarning, stacklevel=3)
 
 
 def _rate(sample_rate: Any) -> float:
@@ -47,11 +65,14 @@ def neural_gain_stage(sample_rate: Any, gain: float = 0.5, models: Any = None, m
                       diode: str | None = None, oversampling: int | None = None) -> ModelBank:
     """The model bank as a gain stage: volts in at the gain stage's input, volts out at the
     summing amp's output (the convention the models were trained in). `models`: a set
-    (default: the shipped one for the rate); `model`: one file used at every Gain instead."""
+    (default: the shipped one for the rate); `model`: one file used at every Gain instead (one
+    with no Gain setting runs too, with a FixedModelWarning)."""
     check_circuit_options(diode, oversampling)
     rate = _rate(sample_rate)
     if model is not None:
-        bank = ModelBank([load_model(model)], gain)
+        spec = load_model(model)
+        note_fixed_model(spec)
+        bank = ModelBank([spec], gain)
     else:
         bank = ModelBank(default_models(rate) if models is None else models, gain)
     if rate != bank.sample_rate:

@@ -28,6 +28,9 @@ from klon.neural.architectures import architecture, kinds
 from klon.neural.architectures.common import shape_text
 
 FORMAT_VERSION = 1  # what write_model writes and the newest read_model reads
+# a GRU-64 with its training history is about 1 MB; anything past this is not a model, and
+# reading it whole could exhaust the memory
+MAX_FILE_BYTES = 64 * 2**20
 DEFAULT_SAMPLE_RATE = 44_100.0  # the rate the published models were trained at
 _GAIN_IN_NAME = re.compile(r"_(\d{1,3})\.json$", re.IGNORECASE)
 _LAYERS = "one {} layer followed by Dense(1)"
@@ -73,7 +76,16 @@ def read_model(path: str | os.PathLike) -> ModelSpec:
         raise KlonError(f"cannot read model '{name}': it is a directory, not a model file")
     try:
         with open(name, encoding="utf-8") as f:
-            document = json.load(f)
+            # one byte more than the limit tells a file at the limit from a larger one (the
+            # size on disk says nothing for a pipe or /dev/zero)
+            text = f.read(MAX_FILE_BYTES + 1)
+        if len(text) > MAX_FILE_BYTES:
+            raise KlonError(f"cannot read model '{name}': larger than {MAX_FILE_BYTES >> 20} MB, "
+                            f"not a model file")
+        document = json.loads(text)
+    except RecursionError:  # json's parser recurses once per level of nesting
+        raise KlonError(f"cannot read model '{name}': JSON nested too deeply to be a model "
+                        f"file") from None
     except UnicodeDecodeError:
         raise KlonError(f"cannot read model '{name}': not a text (JSON) file") from None
     except json.JSONDecodeError as error:

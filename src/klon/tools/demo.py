@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 from klon.core import audio
+from klon.core.errors import KlonError
 from klon.core.figures import pyplot, save_figure
 from klon.dsp.synth import guitar_riff
 from klon.pedal import Centaur
@@ -21,7 +22,7 @@ def run_demo(out_dir: str | os.PathLike, seconds: float = 4.0) -> list[str]:
     """The riff through both engines at each setting: input.wav, circuit-<setting>.wav,
     neural-<setting>.wav and demo.png; prints how far apart the engines are (ESR)."""
     from klon.core.metrics import esr
-    os.makedirs(out_dir, exist_ok=True)
+    make_folder(out_dir)
     riff = guitar_riff(SAMPLE_RATE, seconds)
     paths = [os.path.join(out_dir, "input.wav")]
     audio.write(paths[0], riff, SAMPLE_RATE)
@@ -42,6 +43,19 @@ def run_demo(out_dir: str | os.PathLike, seconds: float = 4.0) -> list[str]:
     for p in paths:
         print(p, file=sys.stderr)
     return paths
+
+
+def make_folder(out_dir: str | os.PathLike) -> None:
+    """The output folder, made if missing, or a one-line KlonError saying why it cannot be."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise KlonError(f"--out '{out_dir}' is a file: give a folder for the demo's files")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise KlonError(f"cannot make the folder '{out_dir}': {error.strerror or error}") \
+            from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise KlonError(f"cannot write into the folder '{out_dir}': permission denied")
 
 
 def plot_comparison(path: str | os.PathLike, x: np.ndarray, rows: list, sample_rate: float) -> None:

@@ -44,6 +44,40 @@ def model_paths(out: str | os.PathLike,
     return [(gain, out / model_file_name(gain)) for gain in gains]
 
 
+def check_outputs(models: Sequence[tuple[float | None, Path]], force: bool = False,
+                  resume: bool = False) -> None:
+    """Refuse, before any training, what would replace a model or its checkpoint by accident:
+    an existing model file or <model>.ckpt unless `force` (or `resume`, which continues that
+    checkpoint and replaces the model it made), a folder where the model file goes, or a folder
+    that cannot be written."""
+    for _, out in models:
+        out = Path(out)
+        checkpoint = Path(f"{out}.ckpt")
+        for path in (out, checkpoint):
+            if path.is_dir():
+                raise KlonError(f"--out: '{path}' is a folder: name the model file (.json)")
+        if not (force or resume):
+            for path, what in ((out, "a model"), (checkpoint, "a training checkpoint")):
+                if path.exists():
+                    raise KlonError(f"'{path}' already exists ({what}): give --force to replace "
+                                    f"it, --resume to continue that training, or another --out")
+        folder = out.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the nearest folder that exists: the rest will be made
+        if not folder.is_dir():
+            raise KlonError(f"cannot write '{out}': '{folder}' is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise KlonError(f"cannot write '{out}': folder '{folder}' is not writable")
+
+
+def data_origin(source: DataSource) -> dict:
+    """Where the training data lies, as the model file records it (`klon plot` draws from it):
+    {"folder": path} or {"input": path, "target": path}, absolute."""
+    if isinstance(source, tuple):
+        return {"input": os.path.abspath(source[0]), "target": os.path.abspath(source[1])}
+    return {"folder": os.path.abspath(source)}
+
+
 def load_data(source: DataSource, gain: float | None) -> PairedAudio:
     """The training data at `gain` from a folder, or from one input/target pair of
     recordings (which then stands for that gain)."""
@@ -69,7 +103,7 @@ def train_model(source: DataSource, gain: float | None, out: str | os.PathLike,
           f"{len(trainer.validation_index)} for validation, {loaded.sample_rate} Hz",
           file=sys.stderr)
     trainer.run()
-    metadata = trainer.metadata()
+    metadata = {**trainer.metadata(), "training_data": data_origin(source)}
     export.save(out, trainer.model, metadata)
     print(f"{label}wrote {out}: validation ESR {100 * metadata['validation_esr']:.3f} % "
           f"(mean per clip {100 * metadata['validation_esr_mean']:.3f} %), "
@@ -92,12 +126,19 @@ def _train_in_worker(job: tuple) -> dict:
 
 
 def train_gains(source: DataSource, models: Sequence[tuple[float | None, Path]],
-                config: TrainConfig, jobs: int = 1, resume: bool = False) -> list[dict]:
+                config: TrainConfig, jobs: int = 1, resume: bool = False,
+                force: bool = False) -> list[dict]:
     """Train and write each (gain, model file) of `models` (see model_paths), `jobs` at a time
     in processes of their own when there are several; returns their metadata in order. With
-    several models every line on stderr names its gain."""
+    several models every line on stderr names its gain. An existing model file or checkpoint is
+    replaced only with `force` (or `resume`, see check_outputs)."""
+    check_outputs(models, force, resume)
     for _, out in models:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise KlonError(f"cannot make the folder of '{out}': {error.strerror or error}") \
+                from None
     if len(models) == 1:
         gain, out = models[0]
         return [train_model(source, gain, out, config, resume)]

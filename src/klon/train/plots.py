@@ -15,14 +15,30 @@ from klon.train.evaluate import predict
 
 
 def _data_for(metadata, data_path):
-    if data_path is None:
-        root = find_data()
-        if root is None:
-            raise KlonError("no data to plot against: give --data (the reference clips were "
-                            "not found)")
-        data_path = root / "klon-ltspice"
+    """The clips to draw: --data, else the data the model was trained on (its file records
+    where: `training_data`), else the reference clips at the model's Gain."""
     gain = metadata.get("gain")
-    return datasets.load(data_path, gain)
+    if data_path is not None:
+        return datasets.load(data_path, gain)
+    origin = metadata.get("training_data")
+    if isinstance(origin, dict):
+        paths = [origin.get(k) for k in ("input", "target", "folder") if origin.get(k)]
+        missing = [p for p in paths if not isinstance(p, str) or not os.path.exists(p)]
+        if missing:
+            raise KlonError(f"the data this model was trained on is not at '{missing[0]}' any "
+                            f"more: give --data")
+        if "folder" in origin:
+            return datasets.load(origin["folder"], gain)
+        if "input" in origin and "target" in origin:
+            return datasets.load_pair(origin["input"], origin["target"])
+    if gain is None:
+        raise KlonError("this model has no Gain setting and its file does not say what it was "
+                        "trained on: give --data")
+    root = find_data()
+    if root is None:
+        raise KlonError("no data to plot against: give --data (the reference clips were "
+                        "not found)")
+    return datasets.load(root / "klon-ltspice", gain)
 
 
 def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | None = None,
@@ -40,7 +56,10 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
     prediction = predict(model, data.inputs[i])[s:]
     esr = clip_esr(prediction, target)[1]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KlonError(f"cannot make the folder '{out}': {error.strerror or error}") from None
     stem = Path(model_path).stem
     title = f"{stem}, {clip} (ESR {100 * esr:.2f} %)"
     plt = pyplot()
