@@ -172,3 +172,64 @@ def test_written_file_has_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- block by block: the same checks, a clipping count ---------------------------------------
+
+def test_blocks_read_the_same_audio_and_find_nan_mid_file(tmp_path):
+    x = signal(channels=2, frames=FS)
+    path = tmp_path / "in.wav"
+    sf.write(str(path), x.T, FS, subtype="FLOAT")
+    with audio.open_audio(path) as reader:
+        assert (reader.sample_rate, reader.channels, reader.frames) == (FS, 2, FS)
+        np.testing.assert_array_equal(np.concatenate(list(reader.blocks(1000)), axis=1), x)
+    x[1, 30_000] = np.nan
+    x[0, 40_000] = np.inf
+    sf.write(str(path), x.T, FS, subtype="FLOAT")
+    with audio.open_audio(path) as reader, pytest.raises(KlonError) as error:
+        for _ in reader.blocks(4096):
+            pass
+    message = one_line(error)
+    assert message == str(pytest.raises(KlonError, audio.read, path).value)  # as read says it
+    assert "2 NaN/Inf samples, the first at frame 30000" in message and "channel 2" in message
+
+
+def test_blocks_notice_a_truncated_flac_at_the_end(tmp_path):
+    path = tmp_path / "cut.flac"
+    sf.write(str(path), signal(frames=FS).T, FS, subtype="PCM_24")
+    path.write_bytes(path.read_bytes()[:-5000])
+    with pytest.raises(KlonError, match="truncated") as error:
+        with audio.open_audio(path) as reader:
+            for _ in reader.blocks(4096):
+                pass
+    assert "cut.flac" in one_line(error)
+
+
+def test_writer_counts_clipped_samples_in_integer_formats(tmp_path):
+    x = np.array([[0.5, 1.0, 1.5, -2.0, 0.0]], dtype=np.float32)
+    with audio.AudioWriter(tmp_path / "out.flac", FS, 1, audio.best_subtype("x.flac")) as writer:
+        writer.write(x)
+        writer.write(x)
+    assert writer.subtype == "PCM_24" and writer.clips
+    assert (writer.clipped, writer.peak, writer.frames) == (4, 2.0, 10)
+    y, _ = audio.read(tmp_path / "out.flac")
+    assert np.max(np.abs(y)) <= 1.0  # clipped, not wrapped
+    with audio.AudioWriter(tmp_path / "out.wav", FS, 1, audio.best_subtype("x.wav")) as writer:
+        writer.write(x)
+    assert writer.subtype == "FLOAT" and not writer.clips and writer.clipped == 0
+    np.testing.assert_array_equal(audio.read(tmp_path / "out.wav")[0], x)
+
+
+def test_writer_checks_everything_before_a_file_exists(tmp_path):
+    (tmp_path / "keep.wav").write_bytes(b"keep")
+    (tmp_path / "keep.wav").chmod(0o444)
+    for path, words in [(tmp_path / "keep.wav", "read-only"), (tmp_path, "directory"),
+                        (tmp_path / "no" / "out.wav", "does not exist"),
+                        (tmp_path / "out.flac", "cannot hold FLOAT")]:
+        with pytest.raises(KlonError, match=words):
+            audio.AudioWriter(path, FS, 2)
+    writer = audio.AudioWriter(tmp_path / "out.wav", FS, 2)
+    with pytest.raises(KlonError, match="NaN/Inf at frame 3 "), writer:
+        writer.write(np.zeros((2, 3)))
+        writer.write(np.full((2, 3), np.nan))
+    assert sorted(os.listdir(tmp_path)) == ["keep.wav"]

@@ -197,6 +197,13 @@ def _plan(paths, out_dir) -> list[tuple[str, str]]:
     inputs = []
     for path in paths:
         inputs.extend(map(str, audio.audio_files(path)) if os.path.isdir(path) else [path])
+    seen = {}
+    for source in inputs:
+        name = Path(source).name
+        if name in seen:
+            raise KlonError(f"two inputs named '{name}' ('{seen[name]}' and '{source}') would "
+                            f"write the same file in '{out_dir}'")
+        seen[name] = source
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise KlonError(f"--out-dir '{out_dir}' is not a folder")
@@ -209,13 +216,6 @@ def _plan(paths, out_dir) -> list[tuple[str, str]]:
         except OSError as error:
             raise KlonError(f"cannot make --out-dir '{out_dir}': "
                             f"{(error.strerror or str(error)).lower()}") from None
-    seen = {}
-    for source in inputs:
-        name = Path(source).name
-        if name in seen:
-            raise KlonError(f"two inputs named '{name}' ('{seen[name]}' and '{source}') would "
-                            f"write the same file in '{out_dir}'")
-        seen[name] = source
     return [(source, str(folder / Path(source).name)) for source in inputs]
 
 

@@ -231,6 +231,8 @@ class AudioWriter:
     def __init__(self, path: str | os.PathLike, sample_rate: float, channels: int,
                  subtype: str | None = "FLOAT", protect: str | os.PathLike | None = None):
         name = self.name = os.fspath(path)
+        if os.path.isdir(name):  # said before its lack of an extension
+            raise KlonError(f"cannot write '{name}': it is a directory")
         self.format = fmt = _format_for(name)
         if subtype is None:
             subtype = sf.default_subtype(fmt)
