@@ -17,7 +17,7 @@ from klon import Centaur, KlonError
 from klon.dsp.activations import fast_tanh_array
 from klon.neural import RecurrentModel, read_model, reference_output
 from klon.neural.bank import ModelBank
-from klon.neural.model import PREROLL_SAMPLES
+from klon.neural.model import PREROLL_SAMPLES, silence_state
 from klon.tools.scoring import score
 
 FS = 44_100
@@ -260,8 +260,18 @@ def test_streaming_allocates_nothing(guitar):
 
 @pytest.fixture(scope="module")
 def alone(guitar):
-    """Each published model alone on the guitar clip."""
-    return {g: RecurrentModel(published(g))(guitar) for g in GAINS}
+    """Each published model alone on the guitar clip, as the bank plays it: from its silence
+    state, its output in silence subtracted (so silence in gives silence out)."""
+    return {g: as_in_a_bank(published(g), guitar) for g in GAINS}
+
+
+def as_in_a_bank(path, x):
+    """One model alone as a bank plays it: from its silence state, its output there
+    subtracted."""
+    model = RecurrentModel(path)
+    row, silence = silence_state(model.spec)
+    model.rows[:] = row
+    return model.process(x) - np.float32(silence)
 
 
 def test_bank_at_a_model_gain_is_that_model_and_between_two_a_mix(guitar, alone):
@@ -336,7 +346,7 @@ def test_an_lstm_set_with_metadata_plays_in_the_pedal(tmp_path, guitar):
         document["metadata"] = {"gain": gain / 100, "sample_rate": FS, "hidden_size": 12}
         write(tmp_path, f"gain_{gain}.json", document)
     x = guitar[:8000]
-    low, high = (RecurrentModel(tmp_path / f"gain_{g}.json")(x) for g in (0, 100))
+    low, high = (as_in_a_bank(tmp_path / f"gain_{g}.json", x) for g in (0, 100))
     bank = ModelBank(tmp_path, gain=0.5)
     np.testing.assert_allclose(bank(x), 0.5 * low + 0.5 * high, atol=1e-6)
     pedal = Centaur(FS, gain=0.5, engine="neural", models=tmp_path)

@@ -38,3 +38,18 @@ def smoother_skip(state, n_samples):
         state[REMAINING] = max(state[REMAINING] - n_samples, 0.0)
         state[CURRENT] = state[TARGET] - state[REMAINING] * state[STEP]
     return state[CURRENT]
+
+
+@njit(cache=True)
+def smoother_ahead(state, n_samples):
+    """The value n_samples ahead, without advancing (what smoother_skip would return)."""
+    if state[REMAINING] > 0.0 and n_samples > 0:
+        return state[TARGET] - max(state[REMAINING] - n_samples, 0.0) * state[STEP]
+    return state[CURRENT]
+
+
+@njit(cache=True)
+def smoother_settle(state):
+    """End any glide: the value jumps to the target (what a reset does to a knob)."""
+    smoother_set_target(state, state[TARGET], 0)
+    return state[CURRENT]

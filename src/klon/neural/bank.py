@@ -12,6 +12,14 @@ is always the one it would have had if it had run all along:
   in state within that (below 1e-11 after 2048 samples for all five), so the replayed state
   equals the always-running one to float precision;
 - when the glide ends, the models it left stop.
+
+Silence in, silence out: a model's rest is its silence fixed point (klon.neural.model.
+silence_state: run on zeros until it stops moving, once per model at load), and its output
+there is subtracted from its output, so the bank maps 0 V to 0 V like the circuit's gain stage
+and the pedal starts (and restarts after `reset()`) silent. Without that, a published model's
+offset (up to 15 mV) stepped into the output stage at the start: a click of up to 0.084 V at
+Gain 1, Treble 1, Level 1. A Gain-conditioned model (two inputs, none shipped) has a silence
+state per Gain: it keeps the plain rest (2048 zeros, Gain input 0) and no offset.
 """
 import itertools
 import os
@@ -26,7 +34,7 @@ from klon.core.kernel_state import plain
 from klon.core.paths import SHIPPED_MODELS, shipped_sets
 from klon.core.processor import Knob, Processor, check_knob
 from klon.neural.kernels import HISTORY, BankState, bracket, compiled
-from klon.neural.model import load_model, rest_state
+from klon.neural.model import load_model, rest_state, silence_state
 
 
 def model_set_files(models: str | os.PathLike) -> list[Path]:
@@ -78,7 +86,7 @@ class ModelBank(Processor):
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
         self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
         self._warm_up = kernels["warm_up"]
-        self._rest = np.stack([rest_state(spec, kernels) for spec in self.specs])
+        self._rest, self._offsets = rest_rows(self.specs, kernels)
         self.init_knobs(gain=gain)
         self.channels = channels
         self.reset(channels)
@@ -102,9 +110,10 @@ class ModelBank(Processor):
         self._warm_up(self.kernel_args, self._rest, first, last)
 
     def reset(self, channels: int | None = None) -> None:
-        """Every model back to rest and the Gain at its value; a channel count re-sizes the
-        state. Row model * channels + channel holds one model's weights and state for one
-        channel."""
+        """Back to rest, as if just switched on: every model at its silence state (so the
+        output starts silent) and the Gain at its value (a glide in progress ends there at
+        once, as in the circuit engine); a channel count re-sizes the state. Row
+        model * channels + channel holds one model's weights and state for one channel."""
         channels = self.channels if channels is None else channels
         self.channels = channels
         self.glide = self.glides["gain"]
@@ -114,7 +123,8 @@ class ModelBank(Processor):
         self.running[:2] = _needed(self.positions, self.glide.item(CURRENT))
         self.kernel_state = BankState(np.repeat(self._rest, channels, axis=0), self.positions,
                                       self.glide, self.running,
-                                      np.zeros((channels, HISTORY), dtype=np.float32))
+                                      np.zeros((channels, HISTORY), dtype=np.float32),
+                                      self._offsets)
         self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
 
@@ -133,6 +143,19 @@ class ModelBank(Processor):
         if x.shape[1] > self.work.shape[1]:
             self.prepare(x.shape[1])
         return self._run_pedal(x, y, self.work, self.kernel_args, stages)
+
+
+def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, offsets): where each model of a bank starts (its packed row) and the output it
+    subtracts (float32): the silence state and its output for one-input models, the plain
+    rest and no offset for a Gain-conditioned one (see the module's docstring). The C export
+    bakes the same values."""
+    if specs[0].inputs == 1:
+        settled = [silence_state(spec, kernels) for spec in specs]
+        return (np.stack([row for row, _ in settled]),
+                np.array([out for _, out in settled], dtype=np.float32))
+    return (np.stack([rest_state(spec, kernels) for spec in specs]),
+            np.zeros(len(specs), dtype=np.float32))
 
 
 def _needed(positions, gain):

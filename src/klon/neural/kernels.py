@@ -37,6 +37,7 @@ class BankState(NamedTuple):
     glide: np.ndarray  # the Gain knob's smoother (klon.core.glide)
     running: np.ndarray  # [first running model, last running model, next history slot]
     history: np.ndarray  # channels x HISTORY: the last inputs, a ring, for warm_up's replay
+    offsets: np.ndarray  # float32, each model's output in silence, subtracted from its output
 
 
 @njit(cache=True)
@@ -93,6 +94,7 @@ def _bank(x, y, n, bank):
     bank = BankState(*bank)
     m, positions, glide, running, history = (bank.rows, bank.positions, bank.glide,
                                              bank.running, bank.history)
+    offsets = bank.offsets
     channels = x.shape[0]
     for t in range(n):
         gain = smoother_next(glide)
@@ -106,7 +108,7 @@ def _bank(x, y, n, bank):
             history[c, slot] = u0
             total = 0.0
             for model in range(running[0], running[1] + 1):
-                out = _step(m, model * channels + c, {bank_inputs})
+                out = _step(m, model * channels + c, {bank_inputs}) - offsets[model]
                 if model == low:
                     total += (1.0 - fraction) * out
                 elif model == low + 1:

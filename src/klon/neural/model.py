@@ -9,6 +9,8 @@ from klon.neural.kernels import HISTORY, compiled
 from klon.neural.model_file import ModelSpec, read_model
 
 PREROLL_SAMPLES = HISTORY  # zeros run through a fresh model (2048, as the original plugin did)
+SETTLE_CHUNKS = 32  # silence_state runs at most this many pre-rolls of zeros (65536 samples)
+SETTLED = 1e-6  # ... stopping once no state value moves more than this over one pre-roll
 
 
 def load_model(source: str | os.PathLike | ModelSpec) -> ModelSpec:
@@ -25,6 +27,29 @@ def rest_state(spec: ModelSpec, kernels: dict | None = None) -> np.ndarray:
     kernels["run_model"](np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32),
                          np.empty((1, PREROLL_SAMPLES), dtype=np.float32), row)
     return row[0]
+
+
+def silence_state(spec: ModelSpec, kernels: dict | None = None) -> tuple[np.ndarray, float]:
+    """(row, output): the model settled in silence, and what it outputs there.
+
+    The row is run on zeros, pre-roll after pre-roll, until no state value moves more than
+    SETTLED over one (the published GRUs need 2048 to 65536 samples; a few wobble by a float32
+    ulp for ever, which is why the test is not exact equality), so it sits at its silence
+    fixed point; the output is one more zero step from there (the row is left as it was). The
+    neural engine's bank starts every model here and subtracts that output, so its gain stage
+    maps 0 V to 0 V, as the circuit's does, and the pedal starts silent."""
+    kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
+    row = architecture(spec.kind).pack(spec)[None, :]
+    zeros = np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32)
+    out = np.empty((1, PREROLL_SAMPLES), dtype=np.float32)
+    for _ in range(SETTLE_CHUNKS):
+        before = row.copy()
+        kernels["run_model"](zeros, out, row)
+        if np.max(np.abs(row - before)) <= SETTLED:
+            break
+    probe = row.copy()
+    kernels["run_model"](zeros[:, :, :1], out[:, :1], probe)
+    return row[0], float(out[0, 0])
 
 
 class RecurrentModel:

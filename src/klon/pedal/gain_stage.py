@@ -17,8 +17,15 @@ that run one after the other each sample (all AC volts around the 4.5 V bias):
    guitar level get there, and the clamp keeps them bounded.)
 
 Everything runs at the oversampled rate in one compiled kernel. A moving Gain knob glides over
-50 ms in steps of RAMP_STEP samples; at each step the pots move and the WDF maps are derived
-anew (their capacitor states carry over untouched, so nothing jumps).
+50 ms in steps of RAMP_STEP samples, counted from the sample where the glide began (not from a
+block's start, so the pots move at the same samples however a stream is cut into blocks); at
+each step the pots move and the WDF maps are derived anew (their capacitor states carry over
+untouched, so nothing jumps).
+
+Numerical edges: the stage alone clamps its input to U1's output swing, the most the stage can
+see behind the input buffer (so absurd inputs, 1e19 V and up, cannot overflow the diode solver);
+once per kernel call states below TINY become zero (a decaying tail never reaches the subnormal
+range, slow on x86) and a channel whose state is not finite restarts from rest.
 
 In the pedal, `run_pedal` is the circuit engine's chain: input buffer, up-sampler, this stage,
 treble control, down-sampler and output stage in one compiled call per piece of a block.
@@ -30,7 +37,7 @@ from numba import njit
 
 from klon import wdf
 from klon.core.errors import KlonError
-from klon.core.glide import CURRENT, REMAINING, smoother_skip
+from klon.core.glide import CURRENT, REMAINING, smoother_ahead, smoother_settle, smoother_skip
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor
 from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
@@ -46,6 +53,8 @@ from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
 from klon.wdf.tree import state_space_step
 
 RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms at 44.1 kHz)
+INPUT_LIMITS = c.output_limits(c.U1_RAILS)  # the gain stage's input is U1A's output
+TINY = 1e-30  # states below this become zero once per kernel call (normal signals never get there)
 
 # layout of the coefficient array the kernel reads
 (RS, Y7, G7, Y8, G8, Y20, G13, AMP_LOW, AMP_HIGH, SUM_LOW, SUM_HIGH, PRE_PORT,
@@ -165,6 +174,34 @@ def run_gain_stage(x, y, s):
             v_out = min(max(-(i_sum + h13) * inv_y20, sum_low), sum_high)
             opamp_state[ch, 2] = -2.0 * g13 * v_out - h13
             y[ch, t] = v_out
+    for ch in range(n_channels):
+        finite = _flush(pre_z[ch], n_pre) & _flush(clip_z[ch], n_clip)
+        finite &= _flush(opamp_state[ch], opamp_state.shape[1])
+        if not finite:  # never seen; but NaN must not stick: this channel restarts from rest
+            pre_z[ch, :] = 0.0
+            clip_z[ch, :] = 0.0
+            opamp_state[ch, :] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _flush(a, n):
+    """a[:n] below TINY set to zero; False if any of it is NaN or Inf."""
+    finite = True
+    for i in range(n):
+        v = a[i]
+        if abs(v) < TINY:
+            a[i] = 0.0
+        elif not np.isfinite(v):
+            finite = False
+    return finite
+
+
+@njit(cache=True)
+def clamp_into(x, out, low, high):
+    """out[:, :frames] = x clamped to [low, high] (x channels x frames)."""
+    for ch in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            out[ch, t] = min(max(x[ch, t], low), high)
 
 
 class PedalWork(NamedTuple):
@@ -301,10 +338,14 @@ class GainStage(Processor):
         return self.oversampler.latency
 
     def reset(self, channels: int | None = None) -> None:
-        """Clear all state; a new channel count re-sizes it."""
+        """Back to rest, as if just switched on: all state cleared and the Gain at its value
+        (a glide in progress ends there at once, as in the neural engine); a new channel count
+        re-sizes the state."""
         if channels is not None and channels != self.channels:
             self.channels = channels
             self._allocate_state()
+        if self.glide.item(REMAINING) > 0.0:
+            self._set_pots(smoother_settle(self.glide))
         s = self.kernel_state
         for state in (s.pre_z, s.clip_z, s.opamp_state):
             state[:] = 0.0
@@ -312,14 +353,23 @@ class GainStage(Processor):
 
     def next_segment(self, start: int, n_frames: int) -> int:
         """The end of the piece of a block that begins at `start`, with the pots set for it:
-        the whole block with the Gain at rest, else RAMP_STEP samples of its glide (no
-        generator: a streaming block makes no Python objects)."""
-        if self.glide.item(REMAINING) == 0.0:
+        the whole block with the Gain at rest, else the rest of the glide's current step of
+        RAMP_STEP samples (no generator: a streaming block makes no Python objects).
+
+        Steps are counted from the sample where the glide began, and a step's pots are set
+        (to the Gain where the step ends) when the step begins, so a block boundary inside a
+        step changes nothing: blocks of 1 and of 512 give the same samples."""
+        glide = self.glide
+        remaining = glide.item(REMAINING)
+        if remaining == 0.0:
             return n_frames
-        stop = start + RAMP_STEP
+        into = int(self.glide_samples - remaining) % RAMP_STEP  # samples into this step
+        if into == 0:
+            self._set_pots(smoother_ahead(glide, RAMP_STEP))
+        stop = start + RAMP_STEP - into
         if stop > n_frames:  # not min(): in Python 3.11 it makes an iterator
             stop = n_frames
-        self._set_pots(smoother_skip(self.glide, stop - start))
+        smoother_skip(glide, stop - start)
         return stop
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -327,7 +377,11 @@ class GainStage(Processor):
         if frames > self.capacity:
             self.prepare(frames)
         f = self.oversampling
-        high, high_out = self.work.high, self.work.high_out
+        low, high, high_out = self.work
+        # the stage sees U1A's output, which cannot leave U1's swing (in the pedal the input
+        # buffer clamps there); clamped here too, absurd inputs cannot overflow the solver
+        clamp_into(x, low, INPUT_LIMITS[0], INPUT_LIMITS[1])
+        x = low
         start = 0
         while start < frames:
             stop = self.next_segment(start, frames)

@@ -2,7 +2,9 @@
 
 Each is a transfer function from nodal analysis, discretised by the bilinear transform, with its
 op-amp's output swing as a clamp. They share one kernel, which re-discretises per sample while a
-knob glides, so they live together; their formulas are below, each next to its stage.
+knob glides, so they live together; their formulas are below, each next to its stage. Once per
+kernel call a state below TINY becomes zero, so a decaying tail never reaches the subnormal
+range (slow on x86; normal signals never get near it).
 """
 import math
 from typing import NamedTuple
@@ -10,13 +12,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from klon.core.glide import CURRENT, REMAINING, smoother_next
+from klon.core.glide import CURRENT, REMAINING, smoother_next, smoother_settle
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor, new_glide
 from klon.dsp.bilinear import bilinear1
 from klon.pedal import components as c
 
 INPUT_BUFFER, TONE, OUTPUT_STAGE = range(3)
+TINY = 1e-30  # states below this become zero once per kernel call
 
 
 @njit(cache=True)
@@ -83,6 +86,9 @@ def run_stage(stage, x, y, s):
             v = b0 * u + state[ch]
             state[ch] = b1 * u - a1 * v
             y[ch, t] = min(max(v, low), high)
+    for ch in range(n_channels):
+        if abs(state[ch]) < TINY:
+            state[ch] = 0.0
 
 
 class LinearStage(Processor):
@@ -109,9 +115,14 @@ class LinearStage(Processor):
         return c.output_limits(self.rails)
 
     def reset(self, channels: int | None = None) -> None:
+        """Back to rest, as if just switched on: the filter empty and the knob at its value (a
+        glide in progress ends there at once); a channel count re-sizes the state."""
         if channels is not None and channels != self.channels:
             self.channels = channels
             self.kernel_state = self.kernel_state._replace(state=np.zeros(channels))
+        glide = self.kernel_state.glide
+        if glide[REMAINING] > 0.0:
+            _discretise(self.stage, smoother_settle(glide), self.params)
         self.kernel_state.state[:] = 0.0
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:

@@ -6,7 +6,9 @@ templates/ filled with
   halved, GRU biases folded), float32 values written with 9 significant digits so they
   round-trip exactly, in a unit-major layout (all of one unit's weights together, so a step
   walks one pointer);
-- each model's rest state (after the 2048-zero pre-roll), computed by the Python engine;
+- each model's rest state and the output it subtracts, as the Python engine's bank computes
+  them (klon.neural.bank.rest_rows: the silence fixed point and the output there, so the
+  pedal starts silent and 0 V in gives 0 V out);
 - the models' Gain positions, as ModelBank sorts them;
 - a time step written out for the hidden size by the architecture (klon.neural.architectures:
   GRU or LSTM, one or two inputs), the sums over the previous state unrolled;
@@ -27,9 +29,8 @@ from klon.dsp.activations import TANH_DENOMINATOR, TANH_LIMIT, TANH_NUMERATOR
 from klon.export.c99.circuit_c import render_circuit_gain
 from klon.export.c99.literals import c_double, c_float, c_initialiser, fill_template
 from klon.neural.architectures import architecture
-from klon.neural.bank import ModelBank
+from klon.neural.bank import ModelBank, rest_rows
 from klon.neural.gain_stage import DEFAULT_MODELS
-from klon.neural.model import rest_state
 from klon.neural.model_file import ModelSpec
 from klon.pedal import components as c
 
@@ -140,12 +141,11 @@ def _model_initialiser(spec: ModelSpec, position: float | None) -> str:
             f"      {dense},\n      {c_float(row[offsets['BD']])}}}")
 
 
-def _rest_initialiser(spec: ModelSpec) -> str:
-    """Where the model rests (its state vectors after the pre-roll), as the engine computes it."""
+def _rest_initialiser(spec: ModelSpec, row: np.ndarray) -> str:
+    """Where the model rests (the state vectors of its packed rest row), as the engine's."""
     arch = architecture(spec.kind)
     H = spec.hidden_size
     offsets, _ = arch.layout(H, spec.inputs)
-    row = rest_state(spec)
     state = [v for block in arch.STATE_BLOCKS for v in row[offsets[block]:offsets[block] + H]]
     return "    " + c_initialiser(state)
 
@@ -171,6 +171,7 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
     state_size = H * len(arch.STATE_BLOCKS)
     single = model is not None or len(specs) == 1
     pairs = list(zip(specs, positions, strict=True))
+    rest, silence = rest_rows(specs)
     models_doc = ", ".join(f"{s.name} ({'any Gain' if single else f'Gain {p:g}'})"
                            for s, p in pairs)
     model_code = "\n".join([
@@ -178,9 +179,15 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
         "static const klon_model klon_models[KLON_MODELS] = {",
         ",\n".join(_model_initialiser(s, None if single else p) for s, p in pairs),
         "};", "",
-        "/* where each model rests: after 2048 zeros from a zero state (the Python engine's) */",
+        "/* where each model rests: its state in silence (the Python engine's, see "
+        "klon.neural.bank) */",
         "static const float klon_rest[KLON_MODELS][KLON_STATE_SIZE] = {",
-        ",\n".join(_rest_initialiser(s) for s in specs), "};", "",
+        ",\n".join(_rest_initialiser(s, row) for s, row in zip(specs, rest, strict=True)),
+        "};", "",
+        "/* each model's output there, subtracted from its output in the bank: 0 V in gives "
+        "0 V out */",
+        "static const float klon_offset[KLON_MODELS] = {"
+        + ", ".join(c_float(v) for v in silence) + "};", "",
         "/* the Gain setting of each model (ascending) */",
         "static const double klon_positions[KLON_MODELS] = {"
         + ", ".join(c_double(p) for p in positions) + "};", "",
