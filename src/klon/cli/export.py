@@ -34,18 +34,18 @@ def export(args: argparse.Namespace) -> None:
         raise KlonError("give the folder to write: klon export c [MODEL.json] OUTDIR")
     if model is not None and args.models is not None:
         raise KlonError("give one model file or --models, not both")
-    if model is not None:
-        from klon.neural.gain_stage import note_fixed_model
-        from klon.neural.model_file import read_model
-        note_fixed_model(read_model(model))
     try:
         paths = export_c(out, models=args.models, model=model, circuit=not args.no_circuit,
                          force=args.force)
     except OSError as error:  # a read-only folder, a full disk: the files are written whole or
         # not at all (atomic_write), so saying which and why is all that is left to do
-        where = error.filename or out
-        raise KlonError(f"cannot write the C library into '{out}': {where}: "
+        where = f" ({error.filename})" if error.filename and str(error.filename) != out else ""
+        raise KlonError(f"cannot write the C library into '{out}'{where}: "
                         f"{error.strerror or error}") from None
+    if model is not None:  # said after the files are written: an error stays one line
+        from klon.neural.gain_stage import note_fixed_model
+        from klon.neural.model_file import read_model
+        note_fixed_model(read_model(model))
     for path in paths:
         print(path)
 
