@@ -1,10 +1,29 @@
 """The processor contract every stage, gain stage and pedal follows, implemented once here.
 
 A processor has a `sample_rate`, a `latency` (samples of delay when streaming), `channels`,
-`reset(channels)`, `process(block, out=None)` for one block of a stream (channels x frames or
-1-D mono; float32 out by default) and `__call__(audio)` for a whole signal (fresh state, the
-latency removed). Subclasses say what a block costs in `render(x, y)`: one compiled call on
-checked channels x frames views.
+`reset(channels)`, `process(block, out=None)` for one block of a stream (float32 out by
+default) and `__call__(audio)` for a whole signal (fresh state, the latency removed).
+Subclasses say what a block costs in `render(x, y)`: one compiled call on checked channels x
+frames views. Nothing reaches a compiled kernel before it is checked here.
+
+What `process` and `__call__` accept (`as_volts`, `audio_layout`):
+
+- layout: 1-D is mono; 2-D is channels x frames (klon's own layout) or frames x channels
+  (soundfile's, NumPy audio's), told apart by size: at most MAX_CHANNELS (64) channels, so a
+  side longer than 64 is the frames. The result comes back in the layout given. When both
+  sides are 64 or less, the side equal to the processor's channel count (set by its last
+  block, or by `reset(channels)`) is the channels, else the shorter side (as pedalboard reads
+  it); a square block (as many frames as channels) keeps the layout of the blocks before it,
+  and with none before it is refused (a KlonError). More than 64 channels: a KlonError.
+- samples: float32 and float64 as they are (volts); float16 is widened to float32 and
+  longdouble narrowed to float64 (the precision the kernels compute in). Integer arrays are
+  PCM and are scaled so full scale is 1.0 V: int16 / 2**15, int32 / 2**31, int8 / 2**7, int64
+  / 2**63, unsigned ones offset by half their range first (uint8: (x - 128) / 128), as
+  reading a PCM file does. A Python list of numbers is volts. bool, complex and anything else
+  is refused.
+- `out`: a writable NumPy float32 or float64 array shaped like the block (in the block's
+  layout); anything else is a KlonError before any compiled code runs. `out` may be the block
+  itself (or overlap it): the block is then copied before the kernel writes.
 
 Knobs are `Knob` descriptors: they check the range [0, 1] and glide to a new value over
 GLIDE_SECONDS, in a smoother array the kernels read (see klon.core.glide).
@@ -18,6 +37,8 @@ from klon.core.glide import CURRENT, REMAINING, TARGET, smoother_set_target
 
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 22_050, 192_000
 GLIDE_SECONDS = 0.05  # how long a moved knob takes to reach its new value
+MAX_CHANNELS = 64  # klon's channel limit (klon.core.audio's too): a longer side is the frames
+OUT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the kernels write
 
 
 def check_sample_rate(sample_rate: Any) -> float:
@@ -48,6 +69,84 @@ def new_glide(value: float) -> np.ndarray:
     glide = np.zeros(4)
     glide[CURRENT] = glide[TARGET] = value
     return glide
+
+
+def as_volts(audio: Any, what: str = "audio") -> np.ndarray:
+    """`audio` as a float32 or float64 array of volts (see the module's docstring): floats as
+    they are (float16 widened, longdouble narrowed), integer arrays as PCM scaled to full scale
+    1.0, a list of numbers as volts; bool, complex or other samples: a KlonError."""
+    if isinstance(audio, np.ndarray):
+        x = audio
+    else:
+        try:
+            x = np.asarray(audio)
+        except (TypeError, ValueError) as error:  # ragged lists, ...
+            raise KlonError(f"{what} must be an array of samples: {error}") from None
+        if x.dtype.kind in "iu":  # numbers written out by hand are volts, not PCM
+            x = x.astype(np.float64)
+    kind = x.dtype.kind
+    if kind == "f":
+        if x.dtype.itemsize < 4:
+            return x.astype(np.float32)  # numba has no float16 arithmetic
+        if x.dtype.itemsize > 8:
+            return x.astype(np.float64)  # nor longdouble
+        if not x.dtype.isnative:  # nor byte-swapped arrays
+            return x.astype(x.dtype.newbyteorder("="))
+        return x
+    if kind in "iu":
+        half = 2.0 ** (8 * x.dtype.itemsize - 1)  # full scale: int16 32768, uint8 128
+        if kind == "u":
+            return ((x.astype(np.float64) - half) / half).astype(np.float32)
+        return (x.astype(np.float64) / half).astype(np.float32)
+    raise KlonError(f"{what} must hold real numbers (float samples, or integer PCM), got "
+                    f"{x.dtype} samples")
+
+
+def audio_layout(shape: tuple, channels: int = 0, frames_first: bool | None = None,
+                 what: str = "audio") -> bool | None:
+    """How a 1-D or 2-D array of `shape` holds its channels: None (1-D, mono), False (channels
+    x frames) or True (frames x channels); a KlonError if it cannot be told (see the module's
+    docstring). `channels` is the processor's channel count and `frames_first` the layout of
+    the blocks before, which settle a short block (both sides MAX_CHANNELS or less). A side
+    equal to the channel count wins over the shorter side: a stream's last block may be shorter
+    than its channel count."""
+    if len(shape) == 1:
+        return None
+    if len(shape) != 2:
+        raise KlonError(f"{what} must be 1-D (mono) or 2-D (channels x frames), got shape "
+                        f"{shape}")
+    rows, columns = shape
+    if rows <= MAX_CHANNELS < columns:
+        return False
+    if columns <= MAX_CHANNELS < rows:
+        return True
+    if rows > MAX_CHANNELS:
+        raise KlonError(f"{what} of shape {shape} has more than {MAX_CHANNELS} channels either "
+                        f"way round: klon takes up to {MAX_CHANNELS} channels")
+    if rows != columns:
+        if rows == channels or columns == channels:  # the stream's channel count decides
+            return columns == channels
+        return rows > columns  # the shorter side is the channels, as pedalboard reads it
+    if rows == 1 or frames_first is not None:  # square: the stream's layout decides
+        return bool(frames_first)
+    raise KlonError(f"{what} of shape {shape} is ambiguous: as many frames as channels, and "
+                    f"no block before it to follow; pad it with zeros, or pass it after a "
+                    f"longer block of the same layout (klon's own is channels x frames)")
+
+
+def check_out(out: Any, shape: tuple, what: str = "block") -> np.ndarray:
+    """`out` if it is a writable float32 or float64 NumPy array of `shape`, else a KlonError
+    (a kernel writing past a wrong-shaped buffer would corrupt memory; an integer one would
+    truncate)."""
+    if not isinstance(out, np.ndarray) or out.dtype not in OUT_DTYPES \
+            or out.shape != shape:
+        got = (f"{out.dtype} with shape {out.shape}" if isinstance(out, np.ndarray)
+               else type(out).__name__)
+        raise KlonError(f"out must be a float32 or float64 array shaped like the {what} "
+                        f"{shape}, got {got}")
+    if not out.flags.writeable:
+        raise KlonError("out is read-only: pass a writable array (or none, to get a new one)")
+    return out
 
 
 class Knob:
@@ -101,6 +200,7 @@ class Processor:
     sample_rate: float
     channels: int
     latency: int = 0
+    frames_first: bool | None = None  # the layout of the last 2-D block (see audio_layout)
     glides: dict[str, np.ndarray]
     glide_samples: int
 
@@ -124,37 +224,70 @@ class Processor:
         """One checked block: x, y channels x frames (y float, maybe float32; x float)."""
         raise NotImplementedError
 
-    def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Stream one block, 1-D (mono) or channels x frames of floats, with the state kept.
-        Returns float32, or fills `out` (any float dtype, the block's shape). A new channel
-        count resets the state first. NaN or Inf in the block: a KlonError."""
-        x = np.asarray(block)
-        if x.ndim not in (1, 2) or x.dtype.kind != "f":
-            raise KlonError(f"audio must be a float array, 1-D or channels x frames; got "
-                            f"{x.dtype} with shape {x.shape}")
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+    def process(self, block: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Stream one block with the state kept: 1-D (mono), channels x frames or frames x
+        channels, float or integer PCM (see the module's docstring). Returns float32 in the
+        block's layout, or fills `out` (float32 or float64, the block's shape; it may be the
+        block itself). A new channel count resets the state first. NaN or Inf in the block: a
+        KlonError from the engines that check (the pedal, the neural gain stage)."""
+        x = as_volts(block, "block")
+        frames_first = audio_layout(x.shape, self.channels, self.frames_first, "block")
         if out is None:
-            out = np.empty(x.shape, dtype=np.float32)
-        elif out.shape != x.shape or out.dtype.kind != "f":
-            raise KlonError(f"out must be a float array shaped like the block {x.shape}, got "
-                            f"{out.dtype} with shape {out.shape}")
-        if x2.shape[0] != self.channels:
-            self.reset(x2.shape[0])
-        self.render(x2, out if out.ndim == 2 else out.reshape(x2.shape))
+            # frames x channels comes back as a view of a channels x frames array
+            out = np.empty(x.shape[::-1] if frames_first else x.shape, dtype=np.float32)
+            out = out.T if frames_first else out
+        else:
+            check_out(out, x.shape)
+        if x.size == 0:
+            return out
+        if frames_first is None:
+            # [np.newaxis] is always a view (reshape would copy a strided out, losing it)
+            self.stream(x[np.newaxis], out[np.newaxis])
+        elif frames_first:
+            self.frames_first = True
+            self.stream(x.T, out.T)
+        else:
+            self.frames_first = False
+            self.stream(x, out)
         return out
 
-    def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """A whole signal (1-D mono or channels x frames) from rest, aligned with its input
-        (the latency removed); integer input is taken as float32 volts."""
-        x = np.asarray(audio)
-        if x.dtype.kind != "f":
-            x = x.astype(np.float32)
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
+    def stream(self, x: np.ndarray, y: np.ndarray) -> None:
+        """A checked block (x, y channels x frames views, x float32/float64, y float32/float64
+        and writable) through `render`, the channel count followed. The kernels only ever get
+        C-ordered arrays (no strided or transposed variants to compile): x is copied when it
+        is not C-ordered, or when `y` overlaps it (the kernel would overwrite input it has yet
+        to read); a y that is not C-ordered is filled from a C-ordered one."""
+        if x.shape[0] != self.channels:
+            self.reset(x.shape[0])
+        if not x.flags.c_contiguous or np.may_share_memory(x, y):
+            x = np.array(x, order="C")
+        if y.flags.c_contiguous:
+            self.render(x, y)
+            return
+        result = np.empty(y.shape, dtype=y.dtype)
+        self.render(x, result)
+        y[...] = result
+
+    def __call__(self, audio: Any) -> np.ndarray:
+        """A whole signal from rest (the state reset first), aligned with its input (the
+        latency removed): 1-D (mono), channels x frames or frames x channels, float or integer
+        PCM (see the module's docstring). Returns float32 in the layout given."""
+        x = as_volts(audio)
+        frames_first = audio_layout(x.shape, self.channels, self.frames_first)
+        if x.size == 0:
+            return np.empty(x.shape, dtype=np.float32)
+        x2 = x[np.newaxis] if frames_first is None else x.T if frames_first else x
+        channels, frames = x2.shape
         latency = self.latency
-        padded = np.concatenate([x2, np.zeros((x2.shape[0], latency), dtype=x2.dtype)], axis=1)
-        self.reset(x2.shape[0])
-        y = self.process(padded)[:, latency:]
-        return y[0] if x.ndim == 1 else y
+        padded = np.zeros((channels, frames + latency), dtype=x2.dtype)
+        padded[:, :frames] = x2
+        self.reset(channels)
+        if frames_first is not None:
+            self.frames_first = frames_first
+        y = np.empty(padded.shape, dtype=np.float32)
+        self.stream(padded, y)
+        y = y[:, latency:]
+        return y[0] if frames_first is None else y.T if frames_first else y
 
     def __repr__(self) -> str:
         knobs = "".join(f", {name}={getattr(self, name):g}" for name in knob_names(type(self)))
