@@ -45,9 +45,19 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
                clip: str | None = None, out_dir: str | os.PathLike = "out/plots") -> list[Path]:
     """Draw the figures; returns the paths written."""
     model, metadata = export.load(model_path)
+    if model.inputs != 1:
+        raise KlonError(f"'{model_path}' has {model.inputs} inputs: klon plot draws models of "
+                        f"the audio alone")
     data = _data_for(metadata, data_path)
+    rate = metadata.get("sample_rate", data.sample_rate)
+    if rate != data.sample_rate:
+        raise KlonError(f"the model runs at {rate} Hz but the data is at {data.sample_rate} Hz: "
+                        f"give --data at the model's rate")
     names = list(data.names)
-    clip = clip or (metadata.get("validation_clips") or names)[0]
+    validation = metadata.get("validation_clips")
+    if not (isinstance(validation, list) and validation and validation[0] in names):
+        validation = names  # another model's data, or a file that does not say
+    clip = clip or validation[0]
     if clip not in names:
         raise KlonError(f"no clip named {clip!r} in {data.source} (e.g. {names[0]})")
     i = names.index(clip)
@@ -103,10 +113,18 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
     save_figure(fig, written[-1])
 
     history = metadata.get("history")
-    if history and history.get("epoch"):
+    if isinstance(history, dict) and _is_history(history):
         written.append(out / f"{stem}-training.png")
         plot_curves({stem: history}, written[-1])
     return written
+
+
+def _is_history(history: dict) -> bool:
+    """Epochs and the two ESR curves, as many numbers each: what plot_curves draws."""
+    curves = [history.get(k) for k in ("epoch", "train_esr", "validation_esr")]
+    return (all(isinstance(c, list) and all(isinstance(v, (int, float)) for v in c)
+                for c in curves) and len(curves[0]) > 0
+            and len({len(c) for c in curves}) == 1)
 
 
 def plot_curves(histories: dict[str, dict], path: str | os.PathLike) -> None:
