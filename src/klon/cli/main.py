@@ -23,6 +23,12 @@ _NUMBER_LIKE = re.compile(r"^-(inf(inity)?|nan|\d+\.?\d*([eE][-+]?\d+)?|\.\d+([e
                           re.IGNORECASE)
 
 
+# what to try when a command runs out of memory (the default: a smaller input)
+MEMORY_HINTS = {"train": "try a smaller --batch-size or --hidden, or less training data",
+                "dataset": "try shorter or fewer inputs, or less --synth",
+                "bench": "try fewer --seconds or --channels"}
+
+
 def version() -> str:
     """The installed package's version (klon.__version__ when run from a source tree)."""
     from importlib import metadata
@@ -135,9 +141,10 @@ def _run(handler, args, command: str) -> int:
     except KeyboardInterrupt:
         print("klon: interrupted", file=sys.stderr)
         return 130
-    except MemoryError:
-        return _fail(f"{command}: error: not enough memory: try a shorter or lower-rate file, "
-                     f"fewer channels, or close other programs")
+    except MemoryError:  # numpy's _ArrayMemoryError included
+        hint = MEMORY_HINTS.get(args.command, "try a shorter or lower-rate file, or fewer "
+                                "channels")
+        return _fail(f"{command}: error: not enough memory: {hint}, or close other programs")
     except RecursionError:
         return _fail(f"{command}: error: an input is nested too deeply to read")
     except OSError as exc:
