@@ -101,6 +101,29 @@ def test_the_outputs_are_checked_before_training(tmp_path):
     check_outputs([(0.5, tmp_path / "new" / "set" / "gain_50.json")])  # made when training
 
 
+def test_a_dataset_that_fails_midway_leaves_nothing(pair, tmp_path, monkeypatch):
+    from klon.train import dataset
+    written = []
+
+    def write_then_fail(path, *args, **kwargs):
+        if written:
+            raise KlonError("disk full")
+        written.append(path)
+        return write(path, *args, **kwargs)
+
+    write = dataset.audio.write
+    monkeypatch.setattr(dataset.audio, "write", write_then_fail)
+    with pytest.raises(KlonError, match="disk full"):
+        dataset.render_gains([pair / "di.wav"], tmp_path / "ds", [0.0, 1.0])
+    assert written and os.listdir(tmp_path) == []  # neither the folder nor its temporary
+
+
+def test_verify_refuses_a_bad_out_before_running(tmp_path):
+    from klon.tools.verify import run_verification
+    with pytest.raises(KlonError, match="cannot write the table"):
+        run_verification(quick=True, markdown_path=tmp_path / "missing" / "table.md")
+
+
 # --- item 8: a pair-trained model is a usable model --------------------------------------------
 
 def test_a_pair_trained_model_has_no_gain_and_records_its_data(pair, pair_model):

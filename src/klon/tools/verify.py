@@ -104,6 +104,12 @@ def run_verification(quick: bool = False, opamp: str = "ideal",
     """Print (and optionally write as Markdown) the ESR of every stage against ngspice."""
     from concurrent.futures import ProcessPoolExecutor
 
+    if markdown_path:  # a bad --out fails now, not after minutes of ngspice
+        folder = os.path.dirname(os.path.abspath(markdown_path))
+        if os.path.isdir(markdown_path) or not os.path.isdir(folder) \
+                or not os.access(folder, os.W_OK | os.X_OK):
+            raise KlonError(f"cannot write the table to '{markdown_path}': give a file in a "
+                            f"folder that exists and can be written")
     inputs = verification_inputs(quick, data, sample_rate)
     work = [(stage, knobs, name, x) for stage, knobs in cases(quick) for name, x in inputs]
     print(f"circuit model vs ngspice ({opamp} op-amps), {sample_rate} Hz, {len(work)} runs",

@@ -8,6 +8,7 @@ klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that 
 import datetime
 import json
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -109,13 +110,29 @@ def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike
                  log=None) -> list[Path]:
     """`render` at each of `gains`: into out_dir itself for one gain, else into one
     out_dir/gain_<percent>/ each (the layout `data.load` picks a gain from); returns the
-    folders written."""
+    folders written. The whole dataset is rendered beside out_dir and renamed into place at the
+    end, so a failure (or Ctrl-C) leaves no half-written dataset behind."""
     inputs, out = list(inputs), Path(out_dir)
-    folders = []
-    for gain in gains:
-        folder = out if len(gains) == 1 else out / f"gain_{round(100 * gain)}"
-        if log:
-            print(f"gain {gain:g} -> {folder}", file=log)
-        folders.append(render(inputs, folder, gain, diode, sample_rate, input_gain_db,
-                              synth_seconds, seed, log=log))
-    return folders
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KlonError(f"'{out}' already exists and is not an empty folder: choose a new "
+                        f"output folder (nothing is overwritten)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise KlonError(f"cannot make the folder '{out.parent}': {error.strerror or error}") \
+            from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise KlonError(f"cannot write '{out}': folder '{out.parent}' is not writable")
+    work = out.parent / f".{out.name}.{os.getpid()}.partial"
+    names = [None] if len(gains) == 1 else [f"gain_{round(100 * gain)}" for gain in gains]
+    try:
+        for gain, name in zip(gains, names, strict=True):
+            if log:
+                print(f"gain {gain:g} -> {out if name is None else out / name}", file=log)
+            render(inputs, work if name is None else work / name, gain, diode, sample_rate,
+                   input_gain_db, synth_seconds, seed, log=log)
+        os.replace(work, out)  # onto a missing or empty folder
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return [out if name is None else out / name for name in names]
