@@ -103,20 +103,34 @@ def make_processor(args: argparse.Namespace, sample_rate: float):
                    model=args.model)
 
 
-def process_file(args, source, target, progress=None, first_block=None):
+def compile_key(args) -> tuple:
+    """What the compiled kernels depend on, besides klon's sources: the engine and models."""
+    return (args.engine, args.stage, str(args.models), str(args.model))
+
+
+def process_file(args, source, target, progress=None, starting=None):
     """One file through the pedal, streamed; every check on the input and on the output path
-    is made before any processing. Returns the StreamReport."""
+    is made before any processing. `starting`, a SlowStartNotice, brackets building the pedal
+    and its first block. Returns the StreamReport."""
     from klon.core import audio
-    from klon.core.streaming import stream
 
     with audio.open_audio(source) as reader:
         subtype = args.subtype or audio.best_subtype(target)
         writer = audio.AudioWriter(target, reader.sample_rate, reader.channels, subtype,
                                    protect=source)
-        processor = make_processor(args, reader.sample_rate)
-        with writer:
-            return stream(processor, reader, writer, args.input_gain_db, args.output_gain_db,
-                          progress=progress, first_block=first_block)
+        if starting is None:
+            return _run(args, reader, writer, progress, None)
+        with starting:
+            return _run(args, reader, writer, progress, starting.done)
+
+
+def _run(args, reader, writer, progress, first_block):
+    from klon.core.streaming import stream
+
+    processor = make_processor(args, reader.sample_rate)
+    with writer:
+        return stream(processor, reader, writer, args.input_gain_db, args.output_gain_db,
+                      progress=progress, first_block=first_block)
 
 
 def _dbfs(volts: float) -> str:
@@ -160,14 +174,32 @@ def _check_options(args) -> None:
 
 
 def process(args: argparse.Namespace) -> None:
+    from klon.core.files import TERMINATED
+
     _check_options(args)
-    if args.out_dir is None:
-        if len(args.paths) != 2:
-            raise KlonError(f"give INPUT OUTPUT, or the inputs and --out-dir FOLDER (got "
-                            f"{len(args.paths)} path(s) and no --out-dir)")
-        process_one(args, *args.paths)
-    else:
-        process_batch(args, _plan(args.paths, args.out_dir))
+    try:
+        if args.out_dir is None:
+            if len(args.paths) != 2:
+                raise KlonError(f"give INPUT OUTPUT, or the inputs and --out-dir FOLDER (got "
+                                f"{len(args.paths)} path(s) and no --out-dir)")
+            process_one(args, *args.paths)
+        else:
+            process_batch(args, _plan(args.paths, args.out_dir))
+    except KeyboardInterrupt:
+        _leave(130, "klon: interrupted")
+    except SystemExit as stop:  # SIGTERM, turned into an exit by the file writer
+        if stop.code == TERMINATED:
+            _leave(TERMINATED, "klon: terminated")
+        raise
+
+
+def _leave(status: int, message: str) -> None:
+    """Exit at once once stopped: the temporaries are gone by now, and the interpreter's own
+    teardown (numba loaded) takes a second or two that a user pressing Ctrl-C should not
+    wait for."""
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(status)
 
 
 def process_one(args, source, target) -> None:
@@ -178,12 +210,10 @@ def process_one(args, source, target) -> None:
         frames, rate = reader.frames, reader.sample_rate
     bar = ProgressBar(frames, Path(source).name, rate,
                       enabled=frames >= SHOW_PROGRESS_SECONDS * rate)
-    notice = SlowStartNotice().start()
     try:
         report = process_file(args, source, target, progress=bar.update,
-                              first_block=notice.done)
+                              starting=SlowStartNotice(compile_key(args)))
     finally:
-        notice.done()
         bar.clear()
     for line in describe(target, report):
         print(line, file=sys.stderr)
@@ -281,12 +311,15 @@ def process_batch(args, items) -> None:
     jobs = min(args.jobs or cores(), len(runnable)) if can_fork() else 1
     if runnable:
         # the kernels compiled (or loaded) once here, before the workers fork and inherit them
-        with SlowStartNotice():
-            try:
-                warm = make_processor(args, rates[runnable[0]])
-                warm.process(np.zeros((1, 64), dtype=np.float32))
-            except KlonError:
-                pass  # that file's own run reports it
+        starting = SlowStartNotice(compile_key(args)).start()
+        try:
+            warm = make_processor(args, rates[runnable[0]])
+            warm.process(np.zeros((1, 64), dtype=np.float32))
+            starting.done()
+        except KlonError:
+            pass  # that file's own run reports it
+        finally:
+            starting.stop()
     try:
         if jobs <= 1:
             for index in runnable:

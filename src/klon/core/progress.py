@@ -1,12 +1,20 @@
 """What a long command tells the user while it works: a one-line progress bar (only on a
-terminal) and a notice when the first block is slow because the kernels are being compiled."""
+terminal) and a notice when the kernels are being compiled (a cold start: 40 s and more)."""
+import contextlib
+import hashlib
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TextIO
 
+from klon.core.errors import KlonError
+from klon.core.files import atomic_write
+from klon.core.paths import cache_folder
+
 COMPILE_NOTICE = "klon: compiling kernels, first run only: ~40 s (large neural models: minutes)"
-COMPILE_NOTICE_AFTER = 1.0  # seconds: a warm start builds and runs its first block well within
+COMPILE_NOTICE_AFTER = 1.0  # seconds of start before the notice where no stamp can be kept
+WARM_AFTER = 15.0  # seconds of start before the notice where the stamp says warm
 
 
 def clock(seconds: float) -> str:
@@ -81,18 +89,53 @@ def _width() -> int:
     return max(shutil.get_terminal_size((80, 24)).columns - 1, 20)
 
 
-class SlowStartNotice:
-    """Prints `message` on stderr if the work it brackets (building the pedal and its first
-    block, where numba compiles or loads its kernels) has not finished within `after` seconds.
-    A timer, not a guess at numba's cache: whatever makes the start slow, the user hears why
-    it may be. Use as a context manager, or call `done()` when the first block is out."""
+def _stamp(key: tuple) -> Path | None:
+    """The file that says kernels for `key` (an engine and its models, say) were built by this
+    klon's sources under this numba: named by a hash of the key, the versions and every source
+    file's size and time (numba recompiles a kernel when its file changes); None without a
+    cache folder."""
+    folder = cache_folder()
+    if folder is None:
+        return None
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1(repr((key, sys.version, _numba_version())).encode())
+    for path in sorted(package.rglob("*.py")):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(package)} {stat.st_size} {stat.st_mtime_ns}\n"
+                          .encode())
+    return folder / f"warm-{digest.hexdigest()[:16]}"
 
-    def __init__(self, message: str = COMPILE_NOTICE, after: float = COMPILE_NOTICE_AFTER,
+
+def _numba_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("numba")
+    except PackageNotFoundError:
+        return "none"
+
+
+class SlowStartNotice:
+    """Says that the kernels are being compiled, around the work that compiles them (building
+    the pedal and its first block). Whether they are is known from a stamp file in the cache
+    folder, written once a first block with the same sources, numba and `key` has gone
+    through: without one the notice comes at once; with one only if the start takes longer
+    than WARM_AFTER seconds anyway (numba's cache was cleared, say). Call `start()` before the
+    work and `done()` when the first block is out (or use it as a context manager)."""
+
+    def __init__(self, key: tuple = (), message: str = COMPILE_NOTICE,
                  stream: TextIO | None = None):
         self.message, self.stream = message, stream
+        self.stamp = _stamp(key)
+        self.cold = self.stamp is None or not self.stamp.exists()
+        if self.stamp is None:
+            after = COMPILE_NOTICE_AFTER
+        else:
+            after = 0.0 if self.cold else WARM_AFTER
         self.timer = threading.Timer(after, self._say)
         self.timer.daemon = True
         self.said = False
+        self.finished = False
 
     def _say(self) -> None:
         self.said = True
@@ -100,16 +143,32 @@ class SlowStartNotice:
               flush=True)
 
     def start(self) -> "SlowStartNotice":
-        self.timer.start()
+        if self.timer.interval <= 0:
+            self._say()  # at once, before the wait, not from another thread
+        else:
+            self.timer.start()
         return self
 
     def done(self) -> None:
+        """The first block is out: no notice from now on, and the stamp is written."""
         self.timer.cancel()
         if self.timer.is_alive():
             self.timer.join()  # no thread left behind (a batch forks its workers next)
+        if not self.finished and self.cold and self.stamp is not None:
+            with contextlib.suppress(OSError, KlonError):
+                atomic_write(self.stamp, "kernels compiled\n")
+        self.finished = True
+
+    def stop(self) -> None:
+        """The work ended before a first block (an error): no notice, no stamp."""
+        self.finished = True
+        self.done()
 
     def __enter__(self) -> "SlowStartNotice":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.done()
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            self.done()
+        else:
+            self.stop()
