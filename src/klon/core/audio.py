@@ -1,6 +1,10 @@
 """Audio file reading and writing, with one-line errors that name the file and the problem.
 
-Audio arrays are channels x frames throughout klon (soundfile uses frames x channels).
+Whole files (`read`, `write`) or block by block (`open_audio`'s AudioReader, AudioWriter), with
+the same checks either way: a truncated, empty or unreadable file, NaN/Inf (with where), the
+output's format, folder and permissions before any audio is written, and the file written
+whole or not at all. Audio arrays are channels x frames throughout klon (soundfile uses
+frames x channels).
 """
 import contextlib
 import os
