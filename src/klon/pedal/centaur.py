@@ -69,8 +69,9 @@ class Centaur(Processor):
         return f", engine={self.engine!r}"
 
     def reset(self, channels: int | None = None) -> None:
-        """Clear all state (as if the pedal had just been switched on at rest); a channel count
-        re-sizes it."""
+        """Back to rest, as if the pedal had just been switched on: all state cleared, every
+        knob at its value (a glide in progress ends there at once, in both engines) and the
+        output silent for silent input; a channel count re-sizes the state."""
         self.channels = self.channels if channels is None else channels
         for stage in (self.input_buffer, self.gain_stage, self.tone, self.output_stage):
             stage.reset(self.channels)
