@@ -154,11 +154,16 @@ def test_streaming_soundfile_blocks_matches_the_whole_file(stereo):
 
 def test_short_blocks_are_read_by_the_channel_count_then_the_shorter_side():
     """Both sides 64 or less: a fresh pedal takes the shorter side as the channels (as
-    pedalboard does); a stream's channel count wins, so the last block of a stereo stream may
-    be shorter than 2 frames; a square block with nothing before it is refused."""
+    pedalboard does), but one frame of stereo, (2, 1), is klon's own channels x frames; a
+    stream's channel count wins, so its last block may be shorter than its channel count; a
+    square block follows the stream, and with nothing before it is refused."""
     assert audio_layout((2, 64)) is False and audio_layout((64, 2)) is True
-    assert audio_layout((2, 1), channels=2) is False  # a stereo stream's one-frame last block
-    assert audio_layout((1, 2), channels=2) is True
+    assert audio_layout((2, 1)) is False and audio_layout((16, 1)) is False
+    assert audio_layout((2, 1), channels=2, frames_first=False) is False
+    assert audio_layout((1, 2), channels=2, frames_first=True) is True
+    assert audio_layout((1, 2), channels=2) is True  # after reset(2)
+    assert audio_layout((5, 3), channels=1, frames_first=False) is False  # the stream's way
+    assert audio_layout((2, 1), channels=1, frames_first=True) is True  # a mono column stream
     assert audio_layout((2, 2), channels=2, frames_first=True) is True
     assert audio_layout((1, 1)) is False and audio_layout((5,)) is None
     assert audio_layout((MAX_CHANNELS, 10 ** 6)) is False

@@ -11,10 +11,13 @@ What `process` and `__call__` accept (`as_volts`, `audio_layout`):
 - layout: 1-D is mono; 2-D is channels x frames (klon's own layout) or frames x channels
   (soundfile's, NumPy audio's), told apart by size: at most MAX_CHANNELS (64) channels, so a
   side longer than 64 is the frames. The result comes back in the layout given. When both
-  sides are 64 or less, the side equal to the processor's channel count (set by its last
-  block, or by `reset(channels)`) is the channels, else the shorter side (as pedalboard reads
-  it); a square block (as many frames as channels) keeps the layout of the blocks before it,
-  and with none before it is refused (a KlonError). More than 64 channels: a KlonError.
+  sides are 64 or less (a short block): the side equal to the processor's channel count is
+  the channels (once a 2-D block has streamed, or after `reset(channels)` with 2 or more),
+  else the layout of the blocks before; a processor that has streamed no 2-D block takes the
+  shorter side as the channels (as pedalboard does), except that a single column, (n, 1), is
+  n channels of one frame (klon's own layout: pass a mono column 1-D). A square block (as many
+  frames as channels) with no block before it is refused (a KlonError), as are more than 64
+  channels either way round.
 - samples: float32 and float64 as they are (volts); float16 is widened to float32 and
   longdouble narrowed to float64 (the precision the kernels compute in). Integer arrays are
   PCM and are scaled so full scale is 1.0 V: int16 / 2**15, int32 / 2**31, int8 / 2**7, int64
@@ -107,9 +110,9 @@ def audio_layout(shape: tuple, channels: int = 0, frames_first: bool | None = No
     """How a 1-D or 2-D array of `shape` holds its channels: None (1-D, mono), False (channels
     x frames) or True (frames x channels); a KlonError if it cannot be told (see the module's
     docstring). `channels` is the processor's channel count and `frames_first` the layout of
-    the blocks before, which settle a short block (both sides MAX_CHANNELS or less). A side
-    equal to the channel count wins over the shorter side: a stream's last block may be shorter
-    than its channel count."""
+    the blocks before (None: no 2-D block yet), which settle a short block (both sides
+    MAX_CHANNELS or less). A side equal to the channel count wins over the stream's layout and
+    the shorter side: a stream's last block may be shorter than its channel count."""
     if len(shape) == 1:
         return None
     if len(shape) != 2:
@@ -123,9 +126,16 @@ def audio_layout(shape: tuple, channels: int = 0, frames_first: bool | None = No
     if rows > MAX_CHANNELS:
         raise KlonError(f"{what} of shape {shape} has more than {MAX_CHANNELS} channels either "
                         f"way round: klon takes up to {MAX_CHANNELS} channels")
+    # the channel count says something once a 2-D block has streamed, or if it is not the 1
+    # every processor starts with
+    known = frames_first is not None or channels > 1
     if rows != columns:
-        if rows == channels or columns == channels:  # the stream's channel count decides
+        if known and (rows == channels or columns == channels):
             return columns == channels
+        if frames_first is not None:
+            return frames_first
+        if columns == 1:  # one frame of several channels: klon's own layout
+            return False
         return rows > columns  # the shorter side is the channels, as pedalboard reads it
     if rows == 1 or frames_first is not None:  # square: the stream's layout decides
         return bool(frames_first)
