@@ -308,3 +308,20 @@ def test_a_stream_recovers_from_any_finite_block(kind, processors, blocks):
     p.reset(1)
     for x in blocks:
         assert_finite_and_bounded(p.process(x), x)
+
+
+def test_one_recurrent_model_checks_out_and_samples_too():
+    """klon.neural.RecurrentModel streams with its own calls (channels x inputs x frames): a
+    read-only or float16 `out` was a raw numba error, float16 input too, int16 input volts."""
+    from klon.core.paths import SHIPPED_MODELS
+    from klon.neural import RecurrentModel
+    model = RecurrentModel(sorted((SHIPPED_MODELS / "circuit").glob("*.json"))[0])
+    x = (0.2 * np.random.default_rng(5).standard_normal(1000)).astype(np.float32)
+    for out in (np.broadcast_to(np.zeros(1, np.float32), (1000,)), np.zeros(1000, np.float16),
+                [0.0] * 1000):
+        with pytest.raises(KlonError, match="writable float32 or float64"):
+            model.process(x, out=out)
+    np.testing.assert_array_equal(model(x.astype(np.float16)),
+                                  model(x.astype(np.float16).astype(np.float32)))
+    pcm = (x * 2 ** 15).astype(np.int16)
+    np.testing.assert_array_equal(model(pcm), model(pcm / np.float32(2 ** 15)))

@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from klon.core.errors import KlonError
+from klon.core.processor import OUT_DTYPES, as_volts
 from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, compiled
 from klon.neural.model_file import ModelSpec, read_model
@@ -105,10 +106,16 @@ class RecurrentModel:
 
     def process(self, block, out=None):
         """Stream one block; returns float32 (or fills `out`, float, one value per frame and
-        channel). A new channel count resets the state."""
-        x = np.asarray(block)
+        channel). A new channel count resets the state. Samples as klon.core.processor takes
+        them (integer PCM scaled, float16 widened, bool/complex refused)."""
+        x = as_volts(block, "block")
+        if out is not None and not (isinstance(out, np.ndarray) and out.dtype in OUT_DTYPES
+                                    and out.flags.writeable):  # what the kernels can write
+            got = (f"a read-only {out.dtype} array" if isinstance(out, np.ndarray)
+                   and out.dtype in OUT_DTYPES else getattr(out, "dtype", type(out).__name__))
+            raise KlonError(f"out must be a writable float32 or float64 array, got {got}")
         if (x.ndim == 1 and self.inputs == 1 and self.channels == 1 and out is not None
-                and out.shape == x.shape and x.dtype.kind == out.dtype.kind == "f"):
+                and out.shape == x.shape):
             # mono with `out`, the streaming case: no reshaping on the way to the kernel
             if not self._run_mono(x, out, self.rows):
                 raise KlonError("audio contains NaN or Inf samples")
@@ -120,18 +127,19 @@ class RecurrentModel:
         if out is None:
             mono = x.ndim == (1 if self.inputs == 1 else 2)
             out = np.empty(frames if mono else (channels, frames), dtype=np.float32)
-        elif out.size != channels * frames or out.dtype.kind != "f":
+        elif out.size != channels * frames:
             raise KlonError(f"out must be a float array of {channels * frames} values, got "
                             f"{out.dtype} with shape {out.shape}")
         y2 = out.reshape(channels, frames)
+        if not np.may_share_memory(y2, out):  # a strided out reshaped into a copy: lost
+            raise KlonError(f"out of shape {out.shape} cannot hold {channels} x {frames} "
+                            f"samples in place: pass a contiguous array")
         if not self._run(x3, y2, self.rows):
             raise KlonError("audio contains NaN or Inf samples")
         return out
 
     def __call__(self, x):
         """A whole signal from rest (the state is reset first)."""
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            x = x.astype(np.float32)
+        x = as_volts(x)
         self.reset(self._shape(x).shape[0])
         return self.process(x)
