@@ -177,6 +177,15 @@ def test_short_blocks_are_read_by_the_channel_count_then_the_shorter_side():
     with pytest.raises(KlonError, match=r"shape \(2, 2\) is ambiguous") as error:
         Centaur(RATE)(np.zeros((2, 2)))
     assert "\n" not in str(error.value)
+    # the two ways out the message gives: reset(2) (as klon process does), or frames_first
+    square = x[:, :2]
+    expected = streamed(Centaur(RATE), [x])[0][:, :2]  # causal: the first two frames' output
+    pedal = Centaur(RATE)
+    pedal.reset(2)
+    np.testing.assert_array_equal(pedal.process(square), expected)
+    pedal = Centaur(RATE)
+    pedal.frames_first = True
+    np.testing.assert_array_equal(pedal.process(np.ascontiguousarray(square.T)), expected.T)
 
 
 def test_more_than_64_channels_either_way_is_refused_at_once():

@@ -16,8 +16,10 @@ What `process` and `__call__` accept (`as_volts`, `audio_layout`):
   else the layout of the blocks before; a processor that has streamed no 2-D block takes the
   shorter side as the channels (as pedalboard does), except that a single column, (n, 1), is
   n channels of one frame (klon's own layout: pass a mono column 1-D). A square block (as many
-  frames as channels) with no block before it is refused (a KlonError), as are more than 64
-  channels either way round.
+  frames as channels) follows the blocks before; with none, it is channels x frames if the
+  processor was reset to that many channels, else refused (a KlonError). More than 64
+  channels either way round is refused. The layout a processor follows is its public
+  `frames_first` (None until a 2-D block has streamed): set it to say which layout is coming.
 - samples: float32 and float64 as they are (volts); float16 is widened to float32 and
   longdouble narrowed to float64 (the precision the kernels compute in). Integer arrays are
   PCM and are scaled so full scale is 1.0 V: int16 / 2**15, int32 / 2**31, int8 / 2**7, int64
@@ -137,11 +139,14 @@ def audio_layout(shape: tuple, channels: int = 0, frames_first: bool | None = No
         if columns == 1:  # one frame of several channels: klon's own layout
             return False
         return rows > columns  # the shorter side is the channels, as pedalboard reads it
-    if rows == 1 or frames_first is not None:  # square: the stream's layout decides
+    # square: the stream's layout decides; with none yet, a processor reset to that many
+    # channels takes klon's own layout (a tiny file streamed by klon.core.streaming)
+    if rows == 1 or frames_first is not None or channels == rows:
         return bool(frames_first)
     raise KlonError(f"{what} of shape {shape} is ambiguous: as many frames as channels, and "
-                    f"no block before it to follow; pad it with zeros, or pass it after a "
-                    f"longer block of the same layout (klon's own is channels x frames)")
+                    f"no block before it to follow; set the processor's frames_first (False: "
+                    f"channels x frames, klon's own layout; True: frames x channels) or call "
+                    f"reset({rows}) for channels x frames first")
 
 
 def check_out(out: Any, shape: tuple, what: str = "block") -> np.ndarray:
@@ -210,7 +215,8 @@ class Processor:
     sample_rate: float
     channels: int
     latency: int = 0
-    frames_first: bool | None = None  # the layout of the last 2-D block (see audio_layout)
+    # the layout of the last 2-D block (see audio_layout); a user may set it beforehand
+    frames_first: bool | None = None
     glides: dict[str, np.ndarray]
     glide_samples: int
 
