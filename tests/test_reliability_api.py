@@ -334,3 +334,19 @@ def test_one_recurrent_model_checks_out_and_samples_too():
                                   model(x.astype(np.float16).astype(np.float32)))
     pcm = (x * 2 ** 15).astype(np.int16)
     np.testing.assert_array_equal(model(pcm), model(pcm / np.float32(2 ** 15)))
+
+
+@pytest.mark.parametrize("kind", ENGINES + ["tone"])
+def test_nan_or_inf_in_is_refused_by_every_processor_and_the_stream_goes_on(kind):
+    """The circuit gain stage and the linear stages passed NaN on (their kernels do not look):
+    now every processor refuses it, as the pedal did, and its state is untouched."""
+    p = MAKERS[kind]() if kind in MAKERS else Tone(RATE, treble=0.3)
+    clean = MAKERS[kind]() if kind in MAKERS else Tone(RATE, treble=0.3)
+    x = (0.3 * np.random.default_rng(6).standard_normal((2, 800))).astype(np.float32)
+    np.testing.assert_array_equal(p.process(x[:, :400]), clean.process(x[:, :400]))
+    for bad in (np.nan, np.inf, -np.inf):
+        block = x[:, 400:].copy()
+        block[1, 123] = bad
+        with pytest.raises(KlonError, match="NaN or Inf"):
+            p.process(block)
+    np.testing.assert_array_equal(p.process(x[:, 400:]), clean.process(x[:, 400:]))

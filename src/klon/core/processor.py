@@ -33,6 +33,7 @@ What `process` and `__call__` accept (`as_volts`, `audio_layout`):
 Knobs are `Knob` descriptors: they check the range [0, 1] and glide to a new value over
 GLIDE_SECONDS, in a smoother array the kernels read (see klon.core.glide).
 """
+import math
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,12 @@ def audio_layout(shape: tuple, channels: int = 0, frames_first: bool | None = No
                     f"reset({rows}) for channels x frames first")
 
 
+def all_finite(x: np.ndarray) -> bool:
+    """No NaN or Inf in a non-empty x, allocating no array: NumPy's max and min carry a NaN
+    through, and cannot overflow as a sum could."""
+    return math.isfinite(x.max()) and math.isfinite(x.min())
+
+
 def check_out(out: Any, shape: tuple, what: str = "block") -> np.ndarray:
     """`out` if it is a writable float32 or float64 NumPy array of `shape`, else a KlonError
     (a kernel writing past a wrong-shaped buffer would corrupt memory; an integer one would
@@ -217,6 +224,9 @@ class Processor:
     latency: int = 0
     # the layout of the last 2-D block (see audio_layout); a user may set it beforehand
     frames_first: bool | None = None
+    # True where `render` itself raises a KlonError on NaN or Inf (its kernel checks as it
+    # reads); otherwise `stream` checks the block first
+    refuses_non_finite: bool = False
     glides: dict[str, np.ndarray]
     glide_samples: int
 
@@ -245,7 +255,7 @@ class Processor:
         channels, float or integer PCM (see the module's docstring). Returns float32 in the
         block's layout, or fills `out` (float32 or float64, the block's shape; it may be the
         block itself). A new channel count resets the state first. NaN or Inf in the block: a
-        KlonError from the engines that check (the pedal, the neural gain stage)."""
+        KlonError, the state untouched."""
         x = as_volts(block, "block")
         frames_first = audio_layout(x.shape, self.channels, self.frames_first, "block")
         if out is None:
@@ -273,6 +283,8 @@ class Processor:
         C-ordered arrays (no strided or transposed variants to compile): x is copied when it
         is not C-ordered, or when `y` overlaps it (the kernel would overwrite input it has yet
         to read); a y that is not C-ordered is filled from a C-ordered one."""
+        if not self.refuses_non_finite and not all_finite(x):
+            raise KlonError("audio contains NaN or Inf samples")
         if x.shape[0] != self.channels:
             self.reset(x.shape[0])
         if not x.flags.c_contiguous or np.may_share_memory(x, y):

@@ -63,6 +63,7 @@ class ModelBank(Processor):
     """
 
     engine = "neural"
+    refuses_non_finite = True  # run_bank checks every sample as it reads it
     gain = Knob("Gain, 0..1: picks (and mixes) the models trained nearest to it")
 
     def __init__(self, models: Any, gain: float = 0.5, channels: int = 1):

@@ -44,6 +44,7 @@ class Centaur(Processor):
     at any time; they glide over 50 ms.
     """
 
+    refuses_non_finite = True  # the chain kernel checks every sample as it reads it
     gain = Knob("Gain, 0..1", via="gain_stage")
     treble = Knob("Treble, 0..1", via="tone")
     level = Knob("Level, 0..1", via="output_stage")
