@@ -279,7 +279,8 @@ def finite_audio(draw):
     favours its extremes: the largest, the subnormal, signed zeros)."""
     frames = draw(st.integers(1, 600))
     if draw(st.booleans()):
-        shape = draw(st.sampled_from([(frames,), (2, frames)]))
+        # stereo longer than 64 frames: a shorter one may be ambiguous (tested above)
+        shape = draw(st.sampled_from([(frames,), (2, frames + MAX_CHANNELS)]))
         wave = draw(hnp.arrays(np.float64, shape, elements=st.floats(-1.0, 1.0)))
         dtype = draw(st.sampled_from([np.float32, np.float64]))
         level = draw(st.sampled_from(LEVELS))
@@ -298,7 +299,7 @@ def assert_finite_and_bounded(y, x):
 
 
 @pytest.mark.parametrize("kind", ENGINES)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(x=finite_audio())
 def test_any_finite_input_gives_finite_bounded_output(kind, processors, x):
     p = processors[kind]
@@ -308,7 +309,7 @@ def test_any_finite_input_gives_finite_bounded_output(kind, processors, x):
 
 
 @pytest.mark.parametrize("kind", ENGINES)
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(blocks=st.lists(finite_audio().filter(lambda a: a.ndim == 1), min_size=2, max_size=5))
 def test_a_stream_recovers_from_any_finite_block(kind, processors, blocks):
     """The state a huge (or subnormal) block leaves behind never turns a later block's output
