@@ -63,13 +63,13 @@ def add_parsers(commands) -> None:
                         "named as its input; made if missing")
     p.add_argument("--jobs", type=_jobs, default=None, metavar="N",
                    help=f"files processed at once with --out-dir (default: the cores, {cores()})")
-    p.add_argument("--gain", type=_knob, default=0.5, help="Gain knob, 0..1 (default 0.5)")
-    p.add_argument("--treble", type=_knob, default=0.5, help="Treble knob, 0..1 (default 0.5)")
-    p.add_argument("--level", type=_knob, default=0.5, help="Level knob, 0..1 (default 0.5)")
+    p.add_argument("--gain", type=_knob, default=0.5, help="Gain knob, 0..1")
+    p.add_argument("--treble", type=_knob, default=0.5, help="Treble knob, 0..1")
+    p.add_argument("--level", type=_knob, default=0.5, help="Level knob, 0..1")
     p.add_argument("--input-gain-db", type=_decibels, default=0.0, metavar="DB",
-                   help="gain before the pedal, in dB (default 0: the file's samples are volts)")
+                   help="gain before the pedal, in dB (at 0 the file's samples are volts)")
     p.add_argument("--output-gain-db", type=_decibels, default=0.0, metavar="DB",
-                   help="gain after the pedal, in dB (default 0)")
+                   help="gain after the pedal, in dB")
     p.add_argument("--subtype", default=None, type=str.upper, metavar="NAME",
                    help="the output's sample format: FLOAT, PCM_24, PCM_16, ... (default: FLOAT "
                         "where the format holds it, so volts beyond +-1 survive, else PCM_24, "

@@ -17,6 +17,7 @@ import soundfile as sf
 
 from klon.core.errors import KlonError
 from klon.core.files import atomic_path, check_writable
+from klon.core.processor import MAX_CHANNELS
 
 # extensions soundfile does not map to a format by itself
 _EXTENSION_ALIASES = {"AIF": "AIFF", "AIFC": "AIFF", "SND": "AU", "OGA": "OGG", "OPUS": "OGG"}
@@ -25,7 +26,6 @@ _SHORT_CHUNK = re.compile(r"^\s*(?:data|SSND|riff)\s*:\s*(\d+)\s*\(should be (\d
 # streaming writers leave these sizes in the header when they never learn the real length
 _UNKNOWN_SIZES = {0, 0x7FFFFFFF, 0xFFFFFFFF}
 _COMMON_EXTENSIONS = ".wav, .flac, .aiff, .w64, .caf, .ogg"
-_MAX_CHANNELS = 64  # more than this is almost surely a frames x channels array
 
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".aiff", ".aif", ".w64", ".caf", ".ogg")
@@ -245,7 +245,7 @@ class AudioWriter:
             allowed = ", ".join(sf.available_subtypes(fmt))
             raise KlonError(f"cannot write '{name}': {fmt} files cannot hold {subtype} samples "
                             f"(choose one of {allowed})")
-        if channels > _MAX_CHANNELS:
+        if channels > MAX_CHANNELS:
             raise KlonError(f"cannot write '{name}': {channels} channels; audio must be channels "
                             f"x frames (transpose a frames x channels array)")
         if channels == 0:
@@ -319,7 +319,7 @@ def write(path: str | os.PathLike, audio, sample_rate: float, subtype: str | Non
     name = os.fspath(path)
     _format_for(name)
     x = as_channels_frames(audio)
-    if x.shape[0] <= _MAX_CHANNELS and not np.all(np.isfinite(x)):
+    if x.shape[0] <= MAX_CHANNELS and not np.all(np.isfinite(x)):
         raise KlonError(f"refusing to write '{name}': the audio holds "
                         f"{_describe_non_finite(x, sample_rate)}")
     writer = AudioWriter(name, sample_rate, x.shape[0], subtype=subtype, protect=protect)

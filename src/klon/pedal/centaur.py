@@ -38,8 +38,9 @@ class Centaur(Processor):
 
     engine: "circuit" (the circuit model; options `diode`, `oversampling`) or "neural" (trained
     models in place of the gain stage; options `models`, a shipped set or a folder, and `model`,
-    one file for every Gain). `Centaur(sample_rate)(audio)` processes a whole signal (mono 1-D
-    or channels x frames) with fresh state and no latency. `process(block)` streams with state
+    one file for every Gain). `Centaur(sample_rate)(audio)` processes a whole signal (mono 1-D,
+    channels x frames, or soundfile's frames x channels, returned in the layout given; integer
+    PCM is scaled to full scale 1 V) with fresh state and no latency. `process(block)` streams with state
     kept (it then lags by `latency` samples). Knobs (gain, treble, level in [0, 1]) may change
     at any time; they glide over 50 ms.
     """
