@@ -40,9 +40,9 @@ class Centaur(Processor):
     models in place of the gain stage; options `models`, a shipped set or a folder, and `model`,
     one file for every Gain). `Centaur(sample_rate)(audio)` processes a whole signal (mono 1-D,
     channels x frames, or soundfile's frames x channels, returned in the layout given; integer
-    PCM is scaled to full scale 1 V) with fresh state and no latency. `process(block)` streams with state
-    kept (it then lags by `latency` samples). Knobs (gain, treble, level in [0, 1]) may change
-    at any time; they glide over 50 ms.
+    PCM is scaled to full scale 1 V) with fresh state and no latency. `process(block)` streams
+    with state kept (it then lags by `latency` samples). Knobs (gain, treble, level in [0, 1])
+    may change at any time; they glide over 50 ms.
     """
 
     refuses_non_finite = True  # the chain kernel checks every sample as it reads it
