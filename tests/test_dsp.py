@@ -9,7 +9,7 @@ from conftest import noise
 from klon.core.errors import KlonError
 from klon.core.glide import smoother_next, smoother_set_target, smoother_skip
 from klon.dsp.bilinear import bilinear, bilinear1, bilinear2, bilinear_constant
-from klon.dsp.oversampling import Oversampler
+from klon.dsp.oversampling import PASSBAND_EDGE, STAGE1_HALF, STAGE2_HALF, Oversampler, stage_taps
 
 FS = 48_000.0
 
@@ -245,3 +245,14 @@ def test_fast_tanh_and_sigmoid_are_accurate_in_float32():
     assert np.all(np.diff(y) >= -8e-7)  # monotonic within twice the error bound
     sigmoid = 0.5 + 0.5 * fast_tanh_array(0.5 * x)
     assert np.max(np.abs(sigmoid - 1.0 / (1.0 + np.exp(-x.astype(np.float64))))) < 4e-7
+
+
+def test_the_stored_half_band_branches_are_their_remez_design():
+    """The oversampler's taps are stored (building a pedal imports no scipy.signal); they are
+    the equiripple designs their comments name, and symmetric, so the filters are linear
+    phase."""
+    designs = [(STAGE1_HALF, PASSBAND_EDGE / 2.0), (STAGE2_HALF, (1.0 - PASSBAND_EDGE) / 4.0)]
+    for stored, (half_taps, edge) in zip(stage_taps(4), designs, strict=True):
+        g = scipy.signal.remez(2 * half_taps, [0.0, 2.0 * edge], [1.0], fs=1.0)
+        np.testing.assert_allclose(stored, g / g.sum(), rtol=0, atol=1e-12)
+        assert np.array_equal(stored, stored[::-1]) and not stored.flags.writeable

@@ -14,12 +14,10 @@ of up to CHUNK samples: they are appended after the history, filtered with the t
 loop (so the inner loop runs over contiguous samples and vectorises), and the newest history is
 moved to the front. Any block size works, and nothing is allocated per call.
 """
-from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 from numba import njit
-from scipy import signal
 
 from klon.core.errors import KlonError
 
@@ -29,25 +27,40 @@ STAGE2_HALF = 7  # K for 2x <-> 4x: 27 taps, > 95 dB stopband
 CHUNK = 128  # base-rate samples per inner pass; longer blocks are walked through in chunks
 
 
-@cache
-def _half_band_branch(half_taps, edge):
-    """The 2K dense taps g of a half-band filter whose passband ends at `edge` (cycles/sample
-    at the filter's rate); normalised to sum 1 so DC passes at exactly unit gain."""
-    g = signal.remez(2 * half_taps, [0.0, 2.0 * edge], [1.0], fs=1.0)
-    g /= g.sum()
-    g.flags.writeable = False
-    return g
+# The half-band branches: scipy.signal.remez(2K, [0, 2 * edge], [1], fs=1), normalised to sum 1
+# so DC passes at exactly unit gain. Stored, because importing scipy.signal takes a second
+# per process; tests/test_dsp.py designs them again and compares.
+STAGE1_BRANCH = np.array([  # K = STAGE1_HALF, passband to PASSBAND_EDGE / 2
+    4.879167952008719e-05, -0.0001191360898017957, 0.0002572517219832948, -0.0004918879158487911,
+    0.0008654922504469964, -0.0014314151184145329, 0.002254834735795265, -0.0034142649424690097,
+    0.005003231596037734, -0.007133567389080642, 0.009941218348182491, -0.01359699659628681,
+    0.01832713442935162, -0.024452367193519852, 0.03246603362096758, -0.04320051756295054,
+    0.05821841188241976, -0.08087666553728147, 0.1199454914109408, -0.20769998469136436,
+    0.6350889113613721, 0.6350889113613721, -0.20769998469136436, 0.1199454914109408,
+    -0.08087666553728147, 0.05821841188241976, -0.04320051756295054, 0.03246603362096758,
+    -0.024452367193519852, 0.01832713442935162, -0.01359699659628681, 0.009941218348182491,
+    -0.007133567389080642, 0.005003231596037734, -0.0034142649424690097, 0.002254834735795265,
+    -0.0014314151184145329, 0.0008654922504469964, -0.0004918879158487911, 0.0002572517219832948,
+    -0.0001191360898017957, 4.879167952008719e-05,
+])
+STAGE2_BRANCH = np.array([  # K = STAGE2_HALF, passband to (1 - PASSBAND_EDGE) / 4
+    0.00041748050773082605, -0.0027481809670679377, 0.01049932074248161, -0.030150484310521156,
+    0.07368062174185998, -0.17489286051000946, 0.6231941027955261, 0.6231941027955261,
+    -0.17489286051000946, 0.07368062174185998, -0.030150484310521156, 0.01049932074248161,
+    -0.0027481809670679377, 0.00041748050773082605,
+])
+STAGE1_BRANCH.flags.writeable = STAGE2_BRANCH.flags.writeable = False
 
 
 def stage_taps(factor):
     """Branch taps for each 2x step of this factor: [] for 1, [g1] for 2, [g1, g2] for 4."""
     steps = []
     if factor >= 2:
-        steps.append(_half_band_branch(STAGE1_HALF, PASSBAND_EDGE / 2.0))
+        steps.append(STAGE1_BRANCH)
     if factor == 4:
         # 2x -> 4x only has to reject the images of the 2x-rate spectrum: pass to 0.57 fs_base,
         # stop from 1.43 fs_base, where the first step's own stopband ends.
-        steps.append(_half_band_branch(STAGE2_HALF, (1.0 - PASSBAND_EDGE) / 4.0))
+        steps.append(STAGE2_BRANCH)
     return steps
 
 
