@@ -198,8 +198,11 @@ def test_nan_mid_file_is_one_line_and_no_output(tmp_path):
 def _start_and_wait_for_audio(source, target):
     """`klon process` started, returned once its temporary holds audio (past start-up and the
     first blocks)."""
+    # Ctrl-C's default action, as in a terminal: a shell script's background job (a CI runner's,
+    # say) starts its children with SIGINT ignored, and Python then keeps it ignored
     child = subprocess.Popen([*KLON, "process", str(source), str(target)],
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline and child.poll() is None:
         temporaries = list(target.parent.glob(f".{target.stem}.klon-*.tmp.wav"))
