@@ -257,6 +257,21 @@ def test_memory_and_system_errors_are_one_line(monkeypatch, capsys):
         assert err.count("\n") == 1 and err.startswith("klon demo: error: ") and words in err
 
 
+def test_sigterm_while_writing_is_one_line(monkeypatch, capsys):
+    """The writer turns SIGTERM into SystemExit(143) so its temporary is removed (test_files
+    sends the signal); the command then says why it stopped, and keeps the shell's status."""
+    from klon.core.files import TERMINATED
+
+    def terminated(args):
+        raise SystemExit(TERMINATED)
+
+    monkeypatch.setitem(cli.tools.HANDLERS, "demo", terminated)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["demo"])
+    assert stopped.value.code == TERMINATED == 143
+    assert capsys.readouterr().err == "klon: terminated\n"
+
+
 # --- --version and help texts ------------------------------------------------------------------
 
 def test_version(capsys):

@@ -13,6 +13,7 @@ import warnings
 
 from klon.cli import export, live, process, score, tools, training
 from klon.core.errors import KlonError
+from klon.core.files import TERMINATED
 
 # in the order `klon --help` lists their commands
 COMMANDS = (process, tools, training, live, export, score)
@@ -141,6 +142,10 @@ def _run(handler, args, command: str) -> int:
     except KeyboardInterrupt:
         print("klon: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code == TERMINATED:  # SIGTERM while a file was written: its temporary is gone
+            print("klon: terminated", file=sys.stderr)
+        raise
     except MemoryError:  # numpy's _ArrayMemoryError included
         hint = MEMORY_HINTS.get(args.command, "try a shorter or lower-rate file, or fewer "
                                 "channels")
