@@ -78,10 +78,10 @@ def test_the_pedals_play_on_after_absurd_input(engine, volts):
 
 # --- knob glides and reset -------------------------------------------------------------------
 
-def _in_blocks(pedal, x, block, moves):
-    """x through pedal in blocks of `block`, cut also where `moves` ({sample: {knob: value}})
-    move knobs, which happens before that sample."""
-    cuts = sorted(set(range(0, len(x), block)) | set(moves)) + [len(x)]
+def _in_blocks(pedal, x, starts, moves):
+    """x through pedal in blocks starting at `starts` (and at 0), cut also where `moves`
+    ({sample: {knob: value}}) move knobs, which happens before that sample."""
+    cuts = sorted({0} | set(starts) | set(moves)) + [len(x)]
     y = np.empty_like(x)
     for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
         for name, value in moves.get(start, {}).items():
@@ -95,10 +95,11 @@ def test_the_circuit_gain_glide_does_not_depend_on_the_block_size():
     512 sounded up to 0.14 V apart. Now they are the same samples."""
     x = tone(0.3)
     moves = {1000: dict(gain=1.0), 5003: dict(gain=0.2, treble=0.9), 9001: dict(level=0.1)}
-    one = _in_blocks(Centaur(RATE, gain=0.0), x, 1, moves)
+    one = _in_blocks(Centaur(RATE, gain=0.0), x, range(len(x)), moves)
     assert np.max(np.abs(np.diff(one))) > 0.01  # the knobs did move the sound
     for block in (7, 16, 512):
-        assert np.array_equal(_in_blocks(Centaur(RATE, gain=0.0), x, block, moves), one)
+        starts = range(0, len(x), block)
+        assert np.array_equal(_in_blocks(Centaur(RATE, gain=0.0), x, starts, moves), one)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -179,17 +180,7 @@ def test_any_blocks_with_knobs_moving_give_the_same_output(kind, processors, blo
         for name in knobs:  # every run starts from the same knobs, at rest
             setattr(p, name, {"gain": 0.3, "treble": 0.4, "level": 0.6}[name])
         p.reset()
-        cuts, position, i = {0}, 0, 0
-        while position < RIFF.size:
-            position += sizes[i % len(sizes)]
-            cuts.add(min(position, RIFF.size))
-            i += 1
-        cuts = sorted(cuts | set(at))
-        y = np.empty_like(RIFF)
-        for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
-            for name, value in at.get(start, {}).items():
-                setattr(p, name, value)
-            y[start:stop] = p.process(RIFF[start:stop])
-        return y
+        starts = np.cumsum([sizes[i % len(sizes)] for i in range(RIFF.size)])
+        return _in_blocks(p, RIFF, starts[starts < RIFF.size], at)
 
     assert np.array_equal(run(blocks), run([RIFF.size]))

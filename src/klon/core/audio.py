@@ -72,17 +72,15 @@ def _reason(error):
     return " ".join(text.split())
 
 
-def _describe_non_finite(audio, sample_rate):
-    """'N NaN/Inf samples, the first at ...' for a channels x frames array."""
-    bad = ~np.isfinite(audio)
-    count = int(np.count_nonzero(bad))
-    frame = int(np.argmax(bad.any(axis=0)))
-    channel = int(np.argmax(bad[:, frame]))
-    where = f"frame {frame}"
-    if sample_rate:
-        where += f" ({frame / sample_rate:.3f} s)"
+def _describe_non_finite(audio, sample_rate, start=0, count=None):
+    """'N NaN/Inf samples, the first at frame F (T s), channel C' for a channels x frames block
+    that starts at frame `start` of its file; `count`: the file's total, where more than this
+    block was counted."""
+    if count is None:
+        count = int(np.count_nonzero(~np.isfinite(audio)))
     plural = "s" if count != 1 else ""
-    return f"{count} NaN/Inf sample{plural}, the first at {where}, channel {channel + 1}"
+    return (f"{count} NaN/Inf sample{plural}, the first at "
+            f"{_describe_offset(audio, sample_rate, start)}")
 
 
 _READ_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError)
@@ -184,9 +182,8 @@ class AudioReader:
         with contextlib.suppress(KlonError):
             while (rest := self._read(1 << 16)).shape[0]:
                 count += int(np.count_nonzero(~np.isfinite(rest)))
-        plural = "s" if count != 1 else ""
-        raise KlonError(f"cannot use '{self.name}': it holds {count} NaN/Inf sample{plural}, "
-                        f"the first at {_describe_offset(block, self.sample_rate, start)}")
+        raise KlonError(f"cannot use '{self.name}': it holds "
+                        f"{_describe_non_finite(block, self.sample_rate, start, count)}")
 
 
 def open_audio(path: str | os.PathLike) -> AudioReader:

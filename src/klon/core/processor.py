@@ -156,18 +156,19 @@ def all_finite(x: np.ndarray) -> bool:
     return math.isfinite(x.max()) and math.isfinite(x.min())
 
 
-def check_out(out: Any, shape: tuple, what: str = "block") -> np.ndarray:
-    """`out` if it is a writable float32 or float64 NumPy array of `shape`, else a KlonError
-    (a kernel writing past a wrong-shaped buffer would corrupt memory; an integer one would
-    truncate)."""
+def check_out(out: Any, shape: tuple | None = None, what: str = "block") -> np.ndarray:
+    """`out` if it is a writable float32 or float64 NumPy array (of `shape`, where given),
+    else a KlonError (a kernel writing past a wrong-shaped buffer would corrupt memory; an
+    integer one would truncate)."""
     if not isinstance(out, np.ndarray) or out.dtype not in OUT_DTYPES \
-            or out.shape != shape:
+            or (shape is not None and out.shape != shape):
         got = (f"{out.dtype} with shape {out.shape}" if isinstance(out, np.ndarray)
                else type(out).__name__)
-        raise KlonError(f"out must be a float32 or float64 array shaped like the {what} "
-                        f"{shape}, got {got}")
+        shaped = f" shaped like the {what} {shape}" if shape is not None else ""
+        raise KlonError(f"out must be a writable float32 or float64 array{shaped}, got {got}")
     if not out.flags.writeable:
-        raise KlonError("out is read-only: pass a writable array (or none, to get a new one)")
+        raise KlonError("out is read-only: pass a writable float32 or float64 array (or none, "
+                        "to get a new one)")
     return out
 
 

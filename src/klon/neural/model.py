@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from klon.core.errors import KlonError
-from klon.core.processor import OUT_DTYPES, as_volts
+from klon.core.processor import as_volts, check_out
 from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, compiled
 from klon.neural.model_file import ModelSpec, read_model
@@ -109,11 +109,8 @@ class RecurrentModel:
         channel). A new channel count resets the state. Samples as klon.core.processor takes
         them (integer PCM scaled, float16 widened, bool/complex refused)."""
         x = as_volts(block, "block")
-        if out is not None and not (isinstance(out, np.ndarray) and out.dtype in OUT_DTYPES
-                                    and out.flags.writeable):  # what the kernels can write
-            got = (f"a read-only {out.dtype} array" if isinstance(out, np.ndarray)
-                   and out.dtype in OUT_DTYPES else getattr(out, "dtype", type(out).__name__))
-            raise KlonError(f"out must be a writable float32 or float64 array, got {got}")
+        if out is not None:
+            check_out(out)  # any shape holding a value per frame and channel (below)
         if (x.ndim == 1 and self.inputs == 1 and self.channels == 1 and out is not None
                 and out.shape == x.shape):
             # mono with `out`, the streaming case: no reshaping on the way to the kernel
