@@ -13,9 +13,11 @@ from klon.neural.architectures import kinds
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _gains(text):
+def _gains(text, moving=False):
     if text == "all":
         return GAINS
+    if moving and text == "moving":
+        return (text,)
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -34,8 +36,11 @@ def add_parsers(commands) -> None:
                    "= 1 V at the gain stage input)")
     d.add_argument("--out", required=True, help="new folder to write (input/, target/, "
                    "dataset.json; with several gains one gain_<percent>/ folder each)")
-    d.add_argument("--gain", default="0.5", help="Gain knob 0..1, a comma list, or 'all' "
-                   "(0, .25, .5, .75, 1)")
+    d.add_argument("--gain", default="0.5", help="Gain knob 0..1, a comma list, 'all' "
+                   "(0, .25, .5, .75, 1), or 'moving': every clip along its own Gain path, "
+                   "the Gain a second input channel (for a Gain-conditioned model)")
+    d.add_argument("--takes", type=int, default=1, help="with --gain moving: Gain paths "
+                   "per clip")
     d.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"],
                    help="the clipping diodes of the circuit that renders the targets")
     d.add_argument("--sample-rate", type=int, default=None,
@@ -44,7 +49,8 @@ def add_parsers(commands) -> None:
                    help="scale the inputs by this many dB before rendering")
     d.add_argument("--synth", type=float, default=0.0, metavar="SECONDS",
                    help="also render this many seconds of generated guitar playing")
-    d.add_argument("--seed", type=int, default=0, help="seed of the generated playing")
+    d.add_argument("--seed", type=int, default=0, help="seed of the generated playing and "
+                   "the Gain paths")
 
     t = commands.add_parser("train", help="train a neural gain stage (needs torch)")
     t.add_argument("data", nargs="?", help="training data folder: DataIn/ + Data<percent>/ "
@@ -74,6 +80,9 @@ def add_parsers(commands) -> None:
     t.add_argument("--tbptt", type=int, default=2048, help="samples per gradient step")
     t.add_argument("--warmup", type=int, default=2048,
                    help="samples run before the scored part without gradients")
+    t.add_argument("--zero-start", type=int, default=0, metavar="SAMPLES",
+                   help="also score this many samples of silence from a zero state in each "
+                   "minibatch (so the model starts quietly in hosts that start it at zero)")
     t.add_argument("--pre-emphasis", type=float, default=0.0,
                    help="first-order pre-emphasis coefficient in the loss, e.g. 0.85 (0: off)")
     t.add_argument("--dc-weight", type=float, default=0.0, help="weight of the loss's DC term")
@@ -100,8 +109,9 @@ def add_parsers(commands) -> None:
 
 def dataset(args: argparse.Namespace) -> None:
     from klon.train.dataset import render_gains
-    render_gains(args.inputs, args.out, _gains(args.gain), args.diode, args.sample_rate,
-                 args.input_gain_db, args.synth, args.seed, log=sys.stderr)
+    render_gains(args.inputs, args.out, _gains(args.gain, moving=True), args.diode,
+                 args.sample_rate, args.input_gain_db, args.synth, args.seed, args.takes,
+                 log=sys.stderr)
 
 
 def _config(args):
@@ -109,7 +119,7 @@ def _config(args):
     return TrainConfig(hidden=args.hidden, cell=args.cell, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        plateau=args.plateau, patience=args.patience, tbptt=args.tbptt,
-                       warmup=args.warmup,
+                       warmup=args.warmup, zero_start=args.zero_start,
                        pre_emphasis=args.pre_emphasis, dc_weight=args.dc_weight,
                        validation=args.validation, seed=args.seed, minutes=args.minutes,
                        device=args.device)

@@ -18,8 +18,11 @@ silence_state: run on zeros until it stops moving, once per model at load), and 
 there is subtracted from its output, so the bank maps 0 V to 0 V like the circuit's gain stage
 and the pedal starts (and restarts after `reset()`) silent. Without that, a published model's
 offset (up to 15 mV) stepped into the output stage at the start: a click of up to 0.084 V at
-Gain 1, Treble 1, Level 1. A Gain-conditioned model (two inputs, none shipped) has a silence
-state per Gain: it keeps the plain rest (2048 zeros, Gain input 0) and no offset.
+Gain 1, Treble 1, Level 1. A Gain-conditioned model (two inputs: the audio and the gliding
+Gain) has a silence state and output per Gain, known on a grid of OFFSET_POINTS Gains: it starts
+at the state interpolated there for the Gain it starts at, and subtracts its silence output
+interpolated the same way, so 0 V gives 0 V on the grid (within 0.1 mV between its points)
+while the knob moves.
 """
 import itertools
 import os
@@ -33,8 +36,11 @@ from klon.core.glide import CURRENT, TARGET, smoother_set_target
 from klon.core.kernel_state import plain
 from klon.core.paths import SHIPPED_MODELS, shipped_sets
 from klon.core.processor import Knob, Processor, check_knob
+from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, BankState, bracket, compiled
-from klon.neural.model import load_model, rest_state, silence_state
+from klon.neural.model import load_model, silence_state
+
+OFFSET_POINTS = 17  # Gains 0, 1/16, .. 1 where a conditioned model's silence output is known
 
 
 def model_set_files(models: str | os.PathLike) -> list[Path]:
@@ -87,12 +93,19 @@ class ModelBank(Processor):
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
         self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
         self._warm_up = kernels["warm_up"]
-        self._rest, self._offsets = rest_rows(self.specs, kernels)
         self.init_knobs(gain=gain)
+        self._rests, self._offsets = rest_rows(self.specs, kernels)
+        self._state_columns = np.concatenate([
+            np.arange(o, o + first.hidden_size) for o in state_offsets(first)])
         self.channels = channels
         self.reset(channels)
         # compiled now, not at the first turn of the knob (a no-op: that model already runs)
         self._warm_up(self.kernel_args, self._rest, self.running[0], self.running[0])
+
+    @property
+    def conditioned(self) -> bool:
+        """One model with the Gain as its second input (not a bank of fixed models)."""
+        return self.specs[0].inputs == 2
 
     @property
     def tone_rate(self) -> float:
@@ -119,6 +132,7 @@ class ModelBank(Processor):
         self.channels = channels
         self.glide = self.glides["gain"]
         smoother_set_target(self.glide, self.glide.item(TARGET), 0)
+        self._rest = rest_at(self._rests, self.glide.item(CURRENT), self._state_columns)
         # the history starts as the zeros of the pre-roll that put every model at rest
         self.running = np.zeros(3, dtype=np.int64)
         self.running[:2] = _needed(self.positions, self.glide.item(CURRENT))
@@ -147,16 +161,37 @@ class ModelBank(Processor):
 
 
 def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, offsets): where each model of a bank starts (its packed row) and the output it
-    subtracts (float32): the silence state and its output for one-input models, the plain
-    rest and no offset for a Gain-conditioned one (see the module's docstring). The C export
-    bakes the same values."""
-    if specs[0].inputs == 1:
-        settled = [silence_state(spec, kernels) for spec in specs]
-        return (np.stack([row for row, _ in settled]),
-                np.array([out for _, out in settled], dtype=np.float32))
-    return (np.stack([rest_state(spec, kernels) for spec in specs]),
-            np.zeros(len(specs), dtype=np.float32))
+    """(rows, offsets): where each model of a bank rests (its packed row, float32, models x
+    points x row) and the output it subtracts there (float32, models x points): the silence
+    state and its output, at one point for a one-input model, at OFFSET_POINTS Gains 0..1 for a
+    Gain-conditioned one (see the module's docstring). The C export bakes the same values."""
+    grid = [()] if specs[0].inputs == 1 else [(g,) for g in np.linspace(0, 1, OFFSET_POINTS)]
+    settled = [[silence_state(spec, kernels, knobs) for knobs in grid] for spec in specs]
+    return (np.array([[row for row, _ in model] for model in settled], dtype=np.float32),
+            np.array([[out for _, out in model] for model in settled], dtype=np.float32))
+
+
+def state_offsets(spec) -> list[int]:
+    """Where the state vectors start in the model's packed row."""
+    offsets = architecture(spec.kind).layout(spec.hidden_size, spec.inputs)[0]
+    return [offsets[block] for block in architecture(spec.kind).STATE_BLOCKS]
+
+
+def rest_at(rests: np.ndarray, gain: float, columns: np.ndarray) -> np.ndarray:
+    """Each model's rest row at this Gain (models x row): its one rest, or the state columns
+    interpolated linearly between the two grid points bracketing the Gain (float64 maths,
+    rounded once; the weights are those of the lower point, the same at every point)."""
+    points = rests.shape[1]
+    if points == 1:
+        return rests[:, 0].copy()
+    position = gain * (points - 1)
+    i = min(int(position), points - 2)
+    fraction = position - i
+    rows = rests[:, i].copy()
+    low = rests[:, i, columns].astype(np.float64)
+    high = rests[:, i + 1, columns].astype(np.float64)
+    rows[:, columns] = low + fraction * (high - low)
+    return rows
 
 
 def _needed(positions, gain):

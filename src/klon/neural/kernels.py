@@ -37,7 +37,8 @@ class BankState(NamedTuple):
     glide: np.ndarray  # the Gain knob's smoother (klon.core.glide)
     running: np.ndarray  # [first running model, last running model, next history slot]
     history: np.ndarray  # channels x HISTORY: the last inputs, a ring, for warm_up's replay
-    offsets: np.ndarray  # float32, each model's output in silence, subtracted from its output
+    offsets: np.ndarray  # float32 models x points: each model's output in silence, subtracted
+    # from its output (one point, or for a Gain-conditioned model one per Gain on a grid 0..1)
 
 
 @njit(cache=True)
@@ -61,6 +62,20 @@ def bracket(positions, value):
     while value >= positions[i + 1]:
         i += 1
     return i, (value - positions[i]) / (positions[i + 1] - positions[i])
+
+
+@njit(inline="always")
+def offset_at(offsets, model, gain):
+    """Model `model`'s output in silence at this Gain: its one value, or linear between the
+    points of its Gain grid."""
+    points = offsets.shape[1]
+    if points == 1:
+        return offsets[model, 0]
+    position = gain * (points - 1)
+    i = int(position)
+    if i > points - 2:
+        i = points - 2
+    return offsets[model, i] + (position - i) * (offsets[model, i + 1] - offsets[model, i])
 
 
 _DRIVERS = '''
@@ -108,7 +123,8 @@ def _bank(x, y, n, bank):
             history[c, slot] = u0
             total = 0.0
             for model in range(running[0], running[1] + 1):
-                out = _step(m, model * channels + c, {bank_inputs}) - offsets[model]
+                out = _step(m, model * channels + c, {bank_inputs}) - offset_at(offsets, model,
+                                                                                gain)
                 if model == low:
                     total += (1.0 - fraction) * out
                 elif model == low + 1:
@@ -180,7 +196,7 @@ from numba import njit
 from klon.dsp.activations import fast_tanh
 from klon.core.glide import CURRENT, REMAINING, smoother_next
 from klon.neural.architectures.common import FASTMATH, HALF
-from klon.neural.kernels import HISTORY, BankState, all_finite, bracket
+from klon.neural.kernels import HISTORY, BankState, all_finite, bracket, offset_at
 from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, name_stages, run_stage
 
 # only the step is fastmath: in a function compiled with no-NaN/no-Inf flags the NaN/Inf checks

@@ -30,8 +30,10 @@ def rest_state(spec: ModelSpec, kernels: dict | None = None) -> np.ndarray:
     return row[0]
 
 
-def silence_state(spec: ModelSpec, kernels: dict | None = None) -> tuple[np.ndarray, float]:
-    """(row, output): the model settled in silence, and what it outputs there.
+def silence_state(spec: ModelSpec, kernels: dict | None = None,
+                  knobs: tuple = ()) -> tuple[np.ndarray, float]:
+    """(row, output): the model settled in silence, and what it outputs there; `knobs` are
+    the values held on a Gain-conditioned model's knob inputs meanwhile (zeros if not given).
 
     The row is run on zeros, pre-roll after pre-roll, until no state value moves more than
     SETTLED over one (the published GRUs need 2048 to 65536 samples; a few wobble by a float32
@@ -42,6 +44,8 @@ def silence_state(spec: ModelSpec, kernels: dict | None = None) -> tuple[np.ndar
     kernels = kernels or compiled(spec.kind, spec.hidden_size, spec.inputs)
     row = architecture(spec.kind).pack(spec)[None, :]
     zeros = np.zeros((1, spec.inputs, PREROLL_SAMPLES), dtype=np.float32)
+    for i, value in enumerate(knobs):
+        zeros[0, 1 + i] = value
     out = np.empty((1, PREROLL_SAMPLES), dtype=np.float32)
     for _ in range(SETTLE_CHUNKS):
         before = row.copy()

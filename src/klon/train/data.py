@@ -3,7 +3,8 @@
 Three layouts are read (`load` tells them apart):
 - the reference data's: DataIn/ and Data<percent>/ folders of matching int16 WAVs (x = int16/2^15,
   y = 2 int16/2^15, scored from sample 14000: the simulator's power-up transient comes first);
-- a `klon dataset` folder: dataset.json + input/ + target/ (float WAVs in volts);
+- a `klon dataset` folder: dataset.json + input/ + target/ (float WAVs in volts); with
+  `--gain moving` the input files carry the Gain as a second channel (`knobs`);
 - any folder with input/ and target/ subfolders of matching WAVs, or one long input/target pair
   (`load_pair`), cut into segments.
 
@@ -30,7 +31,8 @@ MAX_LAG = 32  # samples of target delay a small recurrent model can still follow
 
 @dataclass
 class PairedAudio:
-    """Clips x samples of input and target volts (float32), scored from `score_start`."""
+    """Clips x samples of input and target volts (float32), scored from `score_start`; for a
+    Gain-conditioned model also the knob inputs, clips x samples x knobs (`knob_names`)."""
     inputs: np.ndarray
     targets: np.ndarray
     sample_rate: int
@@ -39,6 +41,8 @@ class PairedAudio:
     source: str
     gain: float = None
     warnings: list = field(default_factory=list)
+    knobs: np.ndarray = None
+    knob_names: tuple = ()
 
     def __len__(self):
         return self.inputs.shape[0]
@@ -47,14 +51,24 @@ class PairedAudio:
         index = np.asarray(index)
         return PairedAudio(self.inputs[index], self.targets[index], self.sample_rate,
                            self.score_start, [self.names[i] for i in index], self.source,
-                           self.gain, list(self.warnings))
+                           self.gain, list(self.warnings),
+                           None if self.knobs is None else self.knobs[index], self.knob_names)
+
+    @property
+    def model_inputs(self):
+        """Clips x samples x inputs: the audio, then the knobs (what the model reads)."""
+        x = self.inputs[:, :, None]
+        return x if self.knobs is None else np.concatenate([x, self.knobs], axis=2)
 
 
-def _read_mono(path):
+def _read_mono(path, channels=1):
+    """1-D samples of a mono file (or channels x samples of a file of `channels`)."""
     x, rate = audio.read(path)
-    if x.shape[0] != 1:
-        raise KlonError(f"'{path}' has {x.shape[0]} channels: training audio must be mono")
-    return x[0], rate
+    if x.shape[0] != channels:
+        need = "mono" if channels == 1 else f"{channels} channels (the audio, then the knobs)"
+        raise KlonError(f"'{path}' has {x.shape[0]} channels: training inputs here must be "
+                        f"{need}")
+    return (x[0] if channels == 1 else x), rate
 
 
 def _is_pcm(path):
@@ -63,8 +77,9 @@ def _is_pcm(path):
     return soundfile.info(str(path)).subtype.startswith("PCM")
 
 
-def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0):
-    """Matching files (same names) of two folders -> lists of 1-D arrays, names, rate."""
+def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0, channels=1):
+    """Matching files (same names) of two folders -> lists of 1-D arrays (inputs of several
+    `channels`: channels x samples, only the audio scaled), names, rate."""
     inputs = {p.stem: p for p in audio.audio_files(input_dir)}
     targets = {p.stem: p for p in audio.audio_files(target_dir)}
     missing = sorted(set(inputs) - set(targets))
@@ -74,7 +89,7 @@ def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0):
     xs, ys, names, rate = [], [], [], None
     pcm = all(_is_pcm(p) for p in targets.values())
     for name, path in inputs.items():
-        x, rx = _read_mono(path)
+        x, rx = _read_mono(path, channels)
         y, ry = _read_mono(targets[name])
         if rx != ry:
             raise KlonError(f"'{name}': input at {rx} Hz but target at {ry} Hz; resample one "
@@ -82,14 +97,24 @@ def _read_pairs(input_dir, target_dir, input_scale=1.0, target_scale=1.0):
         if rate is not None and rx != rate:
             raise KlonError(f"'{name}' is at {rx} Hz but earlier files are at {rate} Hz: one "
                             f"dataset needs one sample rate")
-        if len(x) != len(y):
-            raise KlonError(f"'{name}': input has {len(x)} samples but target has {len(y)}; "
-                            f"pairs must be the same length (and time-aligned)")
+        if x.shape[-1] != len(y):
+            raise KlonError(f"'{name}': input has {x.shape[-1]} samples but target has {len(y)}"
+                            f"; pairs must be the same length (and time-aligned)")
         rate = rx
-        xs.append(x * np.float32(input_scale))
+        if channels > 1:
+            _check_knobs(x[1:], name)
+            xs.append(np.concatenate([x[:1] * np.float32(input_scale), x[1:]]))
+        else:
+            xs.append(x * np.float32(input_scale))
         ys.append(y * np.float32(target_scale))
         names.append(name)
     return xs, ys, names, rate, pcm
+
+
+def _check_knobs(knobs, name):
+    if not (np.all(np.isfinite(knobs)) and knobs.min() >= 0.0 and knobs.max() <= 1.0):
+        raise KlonError(f"'{name}': the knob channels must hold values in 0..1 (the knob's "
+                        f"setting at every sample), got {knobs.min():g}..{knobs.max():g}")
 
 
 def load_reference(root, gain):
@@ -121,14 +146,22 @@ def _gain_percent(gain):
 
 def segments(x, y, sample_rate, seconds=SEGMENT_SECONDS, context=CONTEXT):
     """Cut one long aligned pair into segments of `seconds`, each with `context` samples of the
-    signal before it in front (the first segment's context is silence)."""
+    signal before it in front (the first segment's context is silence). An input of several
+    channels (audio, then knobs) gives segments x samples x channels; the knobs are held at
+    their first and last values through the silence around the signal."""
     length = int(round(seconds * sample_rate))
-    if len(x) < length // 4:
-        raise KlonError(f"the audio is {len(x) / sample_rate:.2f} s long: too short to train on "
+    frames = x.shape[-1]
+    if frames < length // 4:
+        raise KlonError(f"the audio is {frames / sample_rate:.2f} s long: too short to train on "
                         f"(at least {seconds / 4:g} s)")
-    count = math.ceil(len(x) / length)
-    pad = count * length - len(x)
-    x = np.concatenate([np.zeros(context, np.float32), x, np.zeros(pad, np.float32)])
+    count = math.ceil(frames / length)
+    pad = count * length - frames
+    if x.ndim == 1:
+        x = np.concatenate([np.zeros(context, np.float32), x, np.zeros(pad, np.float32)])
+    else:
+        knobs = np.pad(x[1:], ((0, 0), (context, pad)), mode="edge")
+        audio_part = np.pad(x[:1], ((0, 0), (context, pad)))
+        x = np.concatenate([audio_part, knobs]).T
     y = np.concatenate([np.zeros(context, np.float32), y, np.zeros(pad, np.float32)])
     starts = np.arange(count) * length
     xs = np.stack([x[s:s + context + length] for s in starts])
@@ -158,15 +191,21 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
     pair is cut into segments."""
     folder = Path(folder)
     manifest = _manifest(folder)
-    xs, ys, names, rate, pcm = _read_pairs(folder / "input", folder / "target")
+    knob_names = tuple(manifest.get("knobs", ()))
+    xs, ys, names, rate, pcm = _read_pairs(folder / "input", folder / "target",
+                                           channels=1 + len(knob_names))
     inputs, targets, segment_names = [], [], []
     for x, y, name in zip(xs, ys, names, strict=True):
         sx, sy = segments(x, y, rate, seconds, context)
         inputs.append(sx)
         targets.append(sy)
         segment_names += [f"{name}@{i * seconds:g}s" for i in range(len(sx))]
-    data = PairedAudio(np.concatenate(inputs), np.concatenate(targets), rate, context,
-                       segment_names, folder.name, manifest.get("gain"))
+    inputs = np.concatenate(inputs)
+    knobs = None
+    if knob_names:
+        inputs, knobs = np.ascontiguousarray(inputs[:, :, 0]), inputs[:, :, 1:].copy()
+    data = PairedAudio(inputs, np.concatenate(targets), rate, context, segment_names,
+                       folder.name, manifest.get("gain"), knobs=knobs, knob_names=knob_names)
     return check(data, raw_targets=data.targets if pcm else None)
 
 
@@ -197,6 +236,9 @@ def load(path, gain=None):
         path = folder
     if (path / "input").is_dir() and (path / "target").is_dir():
         data = load_folders(path)
+        if data.knob_names and gain is not None:
+            raise KlonError(f"'{path}' moves the {', '.join(data.knob_names)} knob during its "
+                            f"clips (a Gain-conditioned dataset): train it without --gain")
         if gain is not None and data.gain is not None and abs(data.gain - gain) > 1e-9:
             raise KlonError(f"'{path}' holds targets rendered at gain {data.gain:g}, not {gain:g}")
         if data.gain is None:

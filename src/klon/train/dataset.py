@@ -4,6 +4,11 @@ Any input audio (DI recordings, the reference clips, generated playing) goes thr
 klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that comes out
 (input/, target/, dataset.json) is what `klon train` reads. Inputs are volts (full scale 1.0 =
 1 V at the gain stage's input, the reference data's convention).
+
+With `--gain moving` the Gain is a model input too (a Gain-conditioned model): every clip is
+rendered `takes` times, each along its own Gain path (held, swept, turned, drifting; see
+gain_path), and each input file has two channels, the audio and the Gain at every sample, the
+layout of the model's inputs.
 """
 import datetime
 import json
@@ -17,8 +22,13 @@ import numpy as np
 from klon.core import audio
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
+from klon.core.processor import GLIDE_SECONDS
 from klon.dsp.synth import guitar_phrases
 from klon.pedal import GainStage
+from klon.pedal.gain_stage import RAMP_STEP
+
+MOVING = "moving"  # the --gain value of a Gain-conditioned dataset
+KNOBS = ("gain",)  # the knob inputs of a conditioned model, after the audio
 
 
 def input_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -51,15 +61,9 @@ def synthetic_inputs(seconds: float, sample_rate: int, seed: int = 0,
     return clips
 
 
-def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain: float,
-           diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
-           synth_seconds: float = 0.0, seed: int = 0, log=None) -> Path:
-    """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
-    `inputs` are audio files or folders; `synth_seconds` of generated playing are added."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise KlonError(f"'{out}' already exists and is not an empty folder: choose a new "
-                        f"output folder (nothing is overwritten)")
+def _clips(inputs, sample_rate, synth_seconds, seed):
+    """([(name, volts)], rate, files): the named audio (resampled to `sample_rate` if given)
+    and `synth_seconds` of generated playing."""
     files = input_files(inputs) if inputs else []
     if not files and synth_seconds <= 0:
         raise KlonError("no input audio: name files or folders, or ask for --synth SECONDS")
@@ -83,31 +87,124 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
     clips = [(name, x) for name, x, _ in clips]
     if synth_seconds > 0:
         clips += synthetic_inputs(synth_seconds, rate, seed)
-    scale = np.float32(10.0 ** (input_gain_db / 20.0))
-    stage = GainStage(rate, gain, diode)
+    return clips, rate, files
+
+
+def _new_folder(out):
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise KlonError(f"'{out}' already exists and is not an empty folder: choose a new "
+                        f"output folder (nothing is overwritten)")
     out.mkdir(parents=True, exist_ok=True)
     (out / "input").mkdir()
     (out / "target").mkdir()
+    return out
+
+
+def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain: float | str,
+           diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
+           synth_seconds: float = 0.0, seed: int = 0, takes: int = 1, log=None) -> Path:
+    """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
+    `inputs` are audio files or folders; `synth_seconds` of generated playing are added.
+    `gain` is a Gain setting, or MOVING: each clip `takes` times along its own Gain path, the
+    path as the input files' second channel."""
+    moving = gain == MOVING
+    if moving and takes < 1:
+        raise KlonError(f"--takes must be at least 1, got {takes}")
+    clips, rate, files = _clips(inputs, sample_rate, synth_seconds, seed)
+    out = _new_folder(out_dir)
+    scale = np.float32(10.0 ** (input_gain_db / 20.0))
+    stage = GainStage(rate, 0.0 if moving else gain, diode)
+    paths = np.random.default_rng([seed, 1])
+    count = 0
     for i, (name, x) in enumerate(clips):
-        x = x * scale
-        y = stage(x.astype(np.float64).reshape(1, -1))[0]
-        audio.write(out / "input" / f"{name}.wav", x, rate)
-        audio.write(out / "target" / f"{name}.wav", y.astype(np.float32), rate)
+        x = (x * scale).astype(np.float32)
+        for take in range(takes if moving else 1):
+            if moving:
+                path = gain_path(paths, len(x), rate)
+                y = along_path(stage, x, path)
+                name_take = f"{name}-{take}" if takes > 1 else name
+                audio.write(out / "input" / f"{name_take}.wav", np.stack([x, path]), rate)
+            else:
+                y = stage(x.astype(np.float64).reshape(1, -1))[0]
+                name_take = name
+                audio.write(out / "input" / f"{name_take}.wav", x, rate)
+            audio.write(out / "target" / f"{name_take}.wav", y.astype(np.float32), rate)
+            count += 1
         if log and (i + 1 == len(clips) or (i + 1) % 50 == 0):
             print(f"rendered {i + 1}/{len(clips)} clips", file=log, flush=True)
-    manifest = {"format": "klon-dataset", "target": "klon circuit gain stage", "gain": gain,
-                "diode": diode, "sample_rate": rate, "input_gain_db": input_gain_db,
-                "clips": len(clips), "inputs": [str(p) for p in files],
-                "synth_seconds": synth_seconds, "seed": seed,
-                "created": datetime.date.today().isoformat()}
+    manifest = {"format": "klon-dataset", "target": "klon circuit gain stage",
+                "gain": None if moving else gain, "diode": diode, "sample_rate": rate,
+                "input_gain_db": input_gain_db, "clips": count,
+                "inputs": [str(p) for p in files], "synth_seconds": synth_seconds, "seed": seed}
+    if moving:
+        manifest.update(knobs=list(KNOBS), takes=takes)
+    manifest["created"] = datetime.date.today().isoformat()
     atomic_write(out / "dataset.json", json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def gain_path(rng: np.random.Generator, frames: int, rate: float) -> np.ndarray:
+    """A Gain value for every sample (float32, 0..1), one of four kinds a player makes:
+    held at one setting (two paths in five; the ends of the knob's travel are drawn more
+    often than the rest, since players park it there), swept from one setting to another,
+    turned 1 to 3 times (each turn the knob's own GLIDE_SECONDS glide), or drifting (a few
+    slow sinusoids, 0.2..3 Hz, folded into 0..1)."""
+    def setting():
+        return float(rng.choice([0.0, 1.0])) if rng.random() < 0.1 else float(rng.random())
+    kind = rng.choice(["held", "held", "swept", "turned", "drifting"])
+    t = np.arange(frames) / rate
+    glide = max(1, int(round(GLIDE_SECONDS * rate)))  # no move is faster than the knob's glide
+    if kind == "held":
+        path = np.full(frames, setting())
+    elif kind == "swept":
+        start, stop = np.sort(rng.uniform(0, frames, 2)).astype(int)
+        a, b = setting(), setting()
+        path = np.interp(np.arange(frames), [start, max(stop, start + glide)], [a, b])
+    elif kind == "turned":
+        path = np.full(frames, setting())
+        for at in np.sort(rng.integers(0, frames, int(rng.integers(1, 4)))):
+            a, b = path[at], setting()
+            ramp = np.linspace(a, b, glide + 1)[1:]
+            stop = min(frames, at + glide)
+            path[at:stop] = ramp[:stop - at]
+            path[stop:] = b
+    else:
+        path = np.full(frames, rng.random())
+        for _ in range(3):
+            path += rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * rng.uniform(0.2, 3.0) * t
+                                                   + rng.uniform(0, 2 * np.pi))
+        path = 1.0 - np.abs(1.0 - np.mod(path, 2.0))  # folded into 0..1, no flat clipped runs
+    return np.clip(path, 0.0, 1.0).astype(np.float32)
+
+
+def along_path(stage: GainStage, x: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """The circuit gain stage's output for x with its Gain following `path` (float64).
+
+    The stage's own glides move the pots every RAMP_STEP samples; here the pots take the
+    path's value at the start of each such step, set with a glide of one step (so they jump
+    there at once), and the stage runs from rest. Its streaming latency is taken off, and the
+    pots move that much ahead, so output sample n is the circuit at path[n]."""
+    stage.glide_samples = RAMP_STEP
+    stage.gain = float(path[0])
+    stage.reset(1)
+    lag = stage.latency
+    padded = np.concatenate([x, np.zeros(lag, np.float32)]).astype(np.float64)[None, :]
+    y = np.empty_like(padded)
+    if path.min() == path.max():  # held: one call
+        stage.process(padded, y)
+        return y[0, lag:]
+    for start in range(0, padded.shape[1], RAMP_STEP):
+        stop = min(start + RAMP_STEP, padded.shape[1])
+        stage.gain = float(path[min(max(start - lag, 0), len(path) - 1)])
+        stage.process(padded[:, start:stop], y[:, start:stop])
+    return y[0, lag:]
 
 
 def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
                  gains: Sequence[float], diode: str = "1n34a", sample_rate: int | None = None,
                  input_gain_db: float = 0.0, synth_seconds: float = 0.0, seed: int = 0,
-                 log=None) -> list[Path]:
+                 takes: int = 1, log=None) -> list[Path]:
     """`render` at each of `gains`: into out_dir itself for one gain, else into one
     out_dir/gain_<percent>/ each (the layout `data.load` picks a gain from); returns the
     folders written. The whole dataset is rendered beside out_dir and renamed into place at the
@@ -125,12 +222,15 @@ def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike
         raise KlonError(f"cannot write '{out}': folder '{out.parent}' is not writable")
     work = out.parent / f".{out.name}.{os.getpid()}.partial"
     names = [None] if len(gains) == 1 else [f"gain_{round(100 * gain)}" for gain in gains]
+    if MOVING in gains and len(gains) > 1:
+        raise KlonError("--gain moving makes one dataset of every Gain: give it alone")
     try:
         for gain, name in zip(gains, names, strict=True):
             if log:
-                print(f"gain {gain:g} -> {out if name is None else out / name}", file=log)
+                setting = gain if gain == MOVING else f"{gain:g}"
+                print(f"gain {setting} -> {out if name is None else out / name}", file=log)
             render(inputs, work if name is None else work / name, gain, diode, sample_rate,
-                   input_gain_db, synth_seconds, seed, log=log)
+                   input_gain_db, synth_seconds, seed, takes, log=log)
         os.replace(work, out)  # onto a missing or empty folder
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -4,7 +4,13 @@ checkpoints that resume exactly.
 
 Each minibatch of clips first runs `warmup` samples before the scored part without gradients
 (the state settles), then the scored part in windows of `tbptt` samples: one Adam step per
-window, the state carried on (detached) into the next. The order of clips comes from a seeded
+window, the state carried on (detached) into the next. With `zero_start` the first window of
+each minibatch also scores that many samples of silence run from a zero state (its target is
+silence): RTNeural-based hosts start a model from zero and rarely pre-roll it, and a model
+never shown that start can jump by volts there.
+
+A Gain-conditioned dataset (knob channels beside the audio) trains a model with one input per
+channel: the audio, then the knobs. The order of clips comes from a seeded
 generator and the fused CPU kernels are deterministic, so a seed and an epoch count fix the
 result; a resumed run continues exactly where the checkpoint left it.
 """
@@ -45,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     minutes: float = None  # wall-clock budget (the result then depends on the machine's speed)
     device: str = "auto"  # "cpu", "cuda" or "auto" (the GPU when there is one)
+    zero_start: int = 0  # samples of silence from a zero state scored in each minibatch
 
 
 @dataclass
@@ -80,7 +87,7 @@ class Trainer:
         self.label = label
         self.device = _device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.model = GainStageNet(cfg.hidden, cfg.cell, 1).to(self.device)
+        self.model = GainStageNet(cfg.hidden, cfg.cell, 1 + len(data.knob_names)).to(self.device)
         self.train_index, self.validation_index = split(len(data), cfg.validation, cfg.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -93,7 +100,7 @@ class Trainer:
         self.seconds = 0.0
         start = data.score_start
         self.first = max(0, start - cfg.warmup)
-        self.x_all = torch.from_numpy(data.inputs[:, :, None].astype(np.float32))
+        self.x_all = torch.from_numpy(data.model_inputs.astype(np.float32))
         self.x = self.x_all[:, self.first:]
         self.y = torch.from_numpy(data.targets[:, self.first:].astype(np.float32))
         self.scored = start - self.first
@@ -115,6 +122,8 @@ class Trainer:
                 prediction, state = model(x[:, start:stop], state)
                 target = y[:, start:stop]
                 loss = esr_loss(prediction, target, cfg.pre_emphasis, cfg.dc_weight)
+                if cfg.zero_start and start == self.scored:
+                    loss = loss + self._zero_start_error(x) / (torch.sum(target ** 2) + 1e-10)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.gradient_clip:
@@ -125,6 +134,14 @@ class Trainer:
                     error += float(torch.sum((target - prediction) ** 2))
                     energy += float(torch.sum(target ** 2))
         return error / max(energy, 1e-30)
+
+    def _zero_start_error(self, x):
+        """Squared output summed over `zero_start` samples of silence from a zero state, the
+        knobs held where the batch's clips start."""
+        silence = x.new_zeros(x.shape[0], self.config.zero_start, x.shape[2])
+        silence[:, :, 1:] = x[:, :1, 1:]
+        prediction, _ = self.model(silence)
+        return torch.sum(prediction ** 2)
 
     def validate(self):
         """(per-clip ESR, pooled ESR) on the scored part of the validation clips, each run
@@ -239,6 +256,7 @@ class Trainer:
         """What the exported model file records about its training."""
         per_clip, pooled = self.validate()
         return {"sample_rate": int(self.data.sample_rate), "gain": self.data.gain,
+                "inputs": ["audio", *self.data.knob_names],
                 "validation_esr": pooled, "validation_esr_mean": float(np.mean(per_clip)),
                 "data": self.data.source, "clips": {"train": len(self.train_index),
                                                     "validation": len(self.validation_index)},

@@ -147,7 +147,7 @@ def _rest_initialiser(spec: ModelSpec, row: np.ndarray) -> str:
     H = spec.hidden_size
     offsets, _ = arch.layout(H, spec.inputs)
     state = [v for block in arch.STATE_BLOCKS for v in row[offsets[block]:offsets[block] + H]]
-    return "    " + c_initialiser(state)
+    return "      " + c_initialiser(state)
 
 
 def _components():
@@ -180,14 +180,16 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
         ",\n".join(_model_initialiser(s, None if single else p) for s, p in pairs),
         "};", "",
         "/* where each model rests: its state in silence (the Python engine's, see "
-        "klon.neural.bank) */",
-        "static const float klon_rest[KLON_MODELS][KLON_STATE_SIZE] = {",
-        ",\n".join(_rest_initialiser(s, row) for s, row in zip(specs, rest, strict=True)),
+        "klon.neural.bank), at one point, or for a Gain-conditioned model at each Gain of a "
+        "grid 0..1 */",
+        "static const float klon_rest[KLON_MODELS][KLON_REST_POINTS][KLON_STATE_SIZE] = {",
+        ",\n".join("    {\n" + ",\n".join(_rest_initialiser(s, row) for row in rows) + "\n    }"
+                   for s, rows in zip(specs, rest, strict=True)),
         "};", "",
         "/* each model's output there, subtracted from its output in the bank: 0 V in gives "
         "0 V out */",
-        "static const float klon_offset[KLON_MODELS] = {"
-        + ", ".join(c_float(v) for v in silence) + "};", "",
+        "static const float klon_offset[KLON_MODELS][KLON_REST_POINTS] = {"
+        + ", ".join(c_initialiser(row) for row in silence) + "};", "",
         "/* the Gain setting of each model (ascending) */",
         "static const double klon_positions[KLON_MODELS] = {"
         + ", ".join(c_double(p) for p in positions) + "};", "",
@@ -195,7 +197,8 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
     fast_error = tanh_error(FAST_TANH)
     fields = dict(
         SOURCE=source, MODELS_DOC=models_doc, KIND_UPPER=kind.upper(), HIDDEN=H, INPUTS=k,
-        MODELS=len(specs), STATE_SIZE=state_size, SAMPLE_RATE=c_double(first.sample_rate),
+        MODELS=len(specs), STATE_SIZE=state_size, REST_POINTS=rest.shape[1],
+        SAMPLE_RATE=c_double(first.sample_rate),
         FAST_ERROR=f"{fast_error:.1e}", MODEL_CODE=model_code, COMPONENTS=_components(),
         EXACT_P=_horner(EXACT_TANH["p"], True), EXACT_Q=_horner(EXACT_TANH["q"], True),
         FAST_P=_horner(FAST_TANH["p"]), FAST_Q=_horner(FAST_TANH["q"]),
