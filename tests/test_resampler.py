@@ -8,7 +8,14 @@ import pytest
 from numba import njit
 
 from klon.core.errors import KlonError
-from klon.dsp.resampler import CHUNK, MAX_EXACT_ROWS, Resampler, around_model, resample
+from klon.dsp.resampler import (
+    CHUNK,
+    FINE_ROWS,
+    MAX_EXACT_ROWS,
+    Resampler,
+    around_model,
+    resample,
+)
 
 MODEL_RATE = 44_100
 
@@ -77,10 +84,11 @@ def test_response_meets_the_spec_on_the_streamed_output(rate_in, rate_out):
         assert 20 * np.log10(left * np.sqrt(2)) < -80.0, freq
 
 
-@pytest.mark.parametrize("rate_in, rate_out", [(48_000, 44_100), (44_100, 192_000),
-                                               (44_100, 44_101), (44_101, 44_100)])
+@pytest.mark.parametrize("rate_in, rate_out, exact", [
+    (48_000, 44_100, True), (44_100, 22_050, True), (44_100, 192_000, False),
+    (44_100, 44_101, False), (44_101, 44_100, False)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_streaming_in_any_blocks_equals_one_call_bit_for_bit(rate_in, rate_out, dtype):
+def test_streaming_in_any_blocks_equals_one_call_bit_for_bit(rate_in, rate_out, exact, dtype):
     x = np.random.default_rng(4).standard_normal((2, 9000)).astype(dtype)
     r = Resampler(rate_in, rate_out, channels=2, offset=Fraction(37 * rate_out + 11, rate_out))
     whole = r.process(x)
@@ -88,7 +96,8 @@ def test_streaming_in_any_blocks_equals_one_call_bit_for_bit(rate_in, rate_out, 
     pieces = streamed(r, x, split_points(x.shape[1], seed=rate_out))
     assert np.array_equal(pieces, whole)
     assert abs(whole.shape[1] - x.shape[1] * rate_out / rate_in) < r.taps * rate_out / rate_in
-    assert (r.state.table.shape[0] > MAX_EXACT_ROWS) == (44_101 in (rate_in, rate_out))
+    assert r.state.plan[3] == (0 if exact else FINE_ROWS)  # one row per phase, or interpolated
+    assert r.state.table.shape[0] <= MAX_EXACT_ROWS + 1
 
 
 @njit
