@@ -75,14 +75,14 @@ def add_parsers(commands) -> None:
                         "where the format holds it, so volts beyond +-1 survive, else PCM_24, "
                         "which clips at +-1 V with a warning)")
     p.add_argument("--engine", default="circuit", choices=["circuit", "neural"],
-                   help="circuit: the circuit model; neural: trained models in place of the gain "
-                        "stage (44.1 or 48 kHz audio)")
+                   help="circuit: the circuit model; neural: a trained model in place of the "
+                        "gain stage")
     p.add_argument("--stage", default="full", choices=["full", "gain"],
                    help="full: the whole pedal; gain: the gain stage alone (volts in, volts out)")
     p.add_argument("--models", default=None, metavar="NAME|DIR",
                    help="neural engine: a shipped model set or a folder of model files "
-                        "(default: the shipped set for the rate, 'circuit' at 44.1 kHz, "
-                        "'circuit-48k' at 48 kHz)")
+                        "(default: 'circuit-cond', the Gain-conditioned model; 'circuit' and "
+                        "'ltspice' are five-model banks)")
     p.add_argument("--model", default=None, metavar="FILE.json",
                    help="neural engine: one model file used at every Gain, instead of a set")
     p.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"])

@@ -77,6 +77,9 @@ def add_parsers(commands) -> None:
                    "validation ESR")
     t.add_argument("--patience", type=int, default=60,
                    help="stop after this many epochs without a better validation ESR")
+    t.add_argument("--schedule", default="plateau", choices=["plateau", "cosine"],
+                   help="learning rate: halve on plateaus, or fall along a cosine to the end of "
+                   "the run (--epochs, or --minutes if that ends it first)")
     t.add_argument("--tbptt", type=int, default=2048, help="samples per gradient step")
     t.add_argument("--warmup", type=int, default=2048,
                    help="samples run before the scored part without gradients")
@@ -119,7 +122,7 @@ def _config(args):
     return TrainConfig(hidden=args.hidden, cell=args.cell, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        plateau=args.plateau, patience=args.patience, tbptt=args.tbptt,
-                       warmup=args.warmup, zero_start=args.zero_start,
+                       warmup=args.warmup, zero_start=args.zero_start, schedule=args.schedule,
                        pre_emphasis=args.pre_emphasis, dc_weight=args.dc_weight,
                        validation=args.validation, seed=args.seed, minutes=args.minutes,
                        device=args.device)

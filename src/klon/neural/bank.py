@@ -35,7 +35,8 @@ from klon.core.errors import KlonError
 from klon.core.glide import CURRENT, TARGET, smoother_set_target
 from klon.core.kernel_state import plain
 from klon.core.paths import SHIPPED_MODELS, shipped_sets
-from klon.core.processor import Knob, Processor, check_knob
+from klon.core.processor import GLIDE_SECONDS, Knob, Processor, check_knob
+from klon.dsp.resampler import around_model, check_rate
 from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, BankState, bracket, compiled
 from klon.neural.model import load_model, silence_state
@@ -66,13 +67,18 @@ class ModelBank(Processor):
 
     One model alone is used at every Gain; a model with two inputs gets the gliding Gain as its
     second input (a Gain-conditioned model). Outside the bank's range the nearest model plays.
+
+    `sample_rate` is the host's (default: the models'). At another rate the models run at
+    their own inside streaming converters (klon.dsp.resampler.around_model), so the stage lags
+    by `latency` host samples; the Gain glides in the models' samples, over the same 50 ms.
     """
 
     engine = "neural"
     refuses_non_finite = True  # run_bank checks every sample as it reads it
     gain = Knob("Gain, 0..1: picks (and mixes) the models trained nearest to it")
 
-    def __init__(self, models: Any, gain: float = 0.5, channels: int = 1):
+    def __init__(self, models: Any, gain: float = 0.5, channels: int = 1,
+                 sample_rate: float | None = None):
         specs = _specs(models)
         first = specs[0][1]
         for _, spec in specs[1:]:
@@ -89,15 +95,22 @@ class ModelBank(Processor):
                             f"one-input models, or a single model with (audio, gain) inputs")
         self.specs = [spec for _, spec in specs]
         self.positions = np.array([g for g, _ in specs], dtype=np.float64)
-        self.sample_rate = first.sample_rate
+        self.model_rate = first.sample_rate
+        self.sample_rate = self.model_rate if sample_rate is None else float(sample_rate)
+        self.resampled = self.sample_rate != self.model_rate
+        if self.resampled:
+            check_rate(self.model_rate)  # a whole number of Hz, or the converters cannot run
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
         self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
+        self._run_bank_resampled = kernels["run_bank_resampled"]
+        self._run_pedal_resampled = kernels["run_pedal_resampled"]
         self._warm_up = kernels["warm_up"]
         self.init_knobs(gain=gain)
+        self.glide_samples = int(round(GLIDE_SECONDS * self.model_rate))  # the kernel's clock
         self._rests, self._offsets = rest_rows(self.specs, kernels)
         self._state_columns = np.concatenate([
             np.arange(o, o + first.hidden_size) for o in state_offsets(first)])
-        self.channels = channels
+        self.channels = 0
         self.reset(channels)
         # compiled now, not at the first turn of the knob (a no-op: that model already runs)
         self._warm_up(self.kernel_args, self._rest, self.running[0], self.running[0])
@@ -129,6 +142,12 @@ class ModelBank(Processor):
         once, as in the circuit engine); a channel count re-sizes the state. Row
         model * channels + channel holds one model's weights and state for one channel."""
         channels = self.channels if channels is None else channels
+        if self.resampled and channels != self.channels:
+            self.into, self.back, self.latency = around_model(self.sample_rate,
+                                                              self.model_rate, channels)
+        elif self.resampled:
+            self.into.reset()
+            self.back.reset()
         self.channels = channels
         self.glide = self.glides["gain"]
         smoother_set_target(self.glide, self.glide.item(TARGET), 0)
@@ -144,11 +163,22 @@ class ModelBank(Processor):
         self.prepare(0)
 
     def prepare(self, frames: int) -> None:
-        """The pedal chain's work buffer for blocks of up to `frames` (grown, never shrunk)."""
-        self.work = np.zeros((self.channels, max(frames, 256)))
+        """Work buffers for blocks of up to `frames` (grown, never shrunk): the pedal chain's,
+        and at another rate than the models' the models' frames of a block."""
+        frames = max(frames, 256)
+        self.work = np.zeros((self.channels, frames))
+        if self.resampled:
+            self.model_frames = np.zeros((self.channels, self.into.max_outputs(frames)))
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
-        if not self._run_bank(x, y, self.kernel_args):
+        if not self.resampled:
+            done = self._run_bank(x, y, self.kernel_args)
+        else:
+            if x.shape[1] > self.work.shape[1]:
+                self.prepare(x.shape[1])
+            done = self._run_bank_resampled(x, y, self.model_frames, self.kernel_args,
+                                            self.into.kernel_args, self.back.kernel_args)
+        if not done:
             raise KlonError("audio contains NaN or Inf samples")
 
     def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
@@ -157,7 +187,10 @@ class ModelBank(Processor):
         Inf."""
         if x.shape[1] > self.work.shape[1]:
             self.prepare(x.shape[1])
-        return self._run_pedal(x, y, self.work, self.kernel_args, stages)
+        if not self.resampled:
+            return self._run_pedal(x, y, self.work, self.kernel_args, stages)
+        return self._run_pedal_resampled(x, y, self.work, self.model_frames, self.kernel_args,
+                                         stages, self.into.kernel_args, self.back.kernel_args)
 
 
 def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:

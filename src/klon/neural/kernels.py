@@ -22,7 +22,7 @@ from numba import njit
 from klon.core import glide
 from klon.core.files import atomic_write
 from klon.core.paths import cache_folder
-from klon.dsp import activations
+from klon.dsp import activations, resampler
 from klon.neural.architectures import architecture, common
 from klon.pedal import stages
 
@@ -166,6 +166,47 @@ def run_bank(x, y, bank):
 
 
 @njit(error_model="numpy", cache=CACHE)
+def _resampled_bank(x, y, n, mid, bank, into, back):
+    """n host-rate frames of x through the bank at its models' rate into y (which may be x):
+    converted to the models' rate (into, m frames into mid), the bank, and back (exactly n
+    frames: dsp.resampler.around_model)."""
+    m = resample(x, n, mid, mid.shape[1], into)
+    _bank(mid, mid, m, bank)
+    resample(mid, m, y, n, back)
+
+
+@njit(error_model="numpy", cache=CACHE)
+def run_bank_resampled(x, y, mid, bank, into, back):
+    """run_bank at a host rate other than the models': through dsp.resampler around them."""
+    if not all_finite(x):
+        return False
+    _resampled_bank(x, y, x.shape[1], mid, bank, into, back)
+    return True
+
+
+@njit(error_model="numpy", cache=CACHE)
+def run_pedal_resampled(x, y, work, mid, bank, stages, into, back):
+    """run_pedal at a host rate other than the models': the shared stages at the host rate,
+    the bank at its models' rate in between."""
+    if not all_finite(x):
+        return False
+    stages = name_stages(stages)
+    n = x.shape[1]
+    a = work[:, :n]
+    for c in range(x.shape[0]):
+        for t in range(n):
+            a[c, t] = x[c, t]
+    run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
+    _resampled_bank(a, a, n, mid, bank, into, back)
+    run_stage(TONE, a, a, stages.tone)
+    run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
+    for c in range(x.shape[0]):
+        for t in range(n):
+            y[c, t] = a[c, t]
+    return True
+
+
+@njit(error_model="numpy", cache=CACHE)
 def run_pedal(x, y, work, bank, stages):
     """The neural engine's pedal: input buffer -> model bank -> treble control -> output
     stage (the SharedStages), one block in one call. The state arrives as plain tuples
@@ -195,6 +236,7 @@ from numba import njit
 
 from klon.dsp.activations import fast_tanh
 from klon.core.glide import CURRENT, REMAINING, smoother_next
+from klon.dsp.resampler import resample
 from klon.neural.architectures.common import FASTMATH, HALF
 from klon.neural.kernels import HISTORY, BankState, all_finite, bracket, offset_at
 from klon.pedal.stages import INPUT_BUFFER, OUTPUT_STAGE, TONE, name_stages, run_stage
@@ -208,7 +250,8 @@ CACHE = {cache}
 
 @functools.cache
 def compiled(kind, hidden, inputs):
-    """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal and warm_up.
+    """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal, warm_up, and
+    run_bank_resampled and run_pedal_resampled for host rates other than the models'.
 
     run_bank and run_pedal feed the audio to input 0 and, for two-input models, the smoothed Gain
     to input 1 (a Gain-conditioned model)."""
@@ -219,8 +262,9 @@ def compiled(kind, hidden, inputs):
     module = _load(f"{kind}{hidden}x{inputs}",
                    lambda cache: _HEADER.format(kind=kind.upper(), hidden=hidden, inputs=inputs,
                                                 cache=cache) + body)
-    return {name: getattr(module, name) for name in ("run_model", "run_mono", "run_bank",
-                                                     "run_pedal", "warm_up")}
+    return {name: getattr(module, name) for name in (
+        "run_model", "run_mono", "run_bank", "run_pedal", "warm_up", "run_bank_resampled",
+        "run_pedal_resampled")}
 
 
 def _load(stem, source):
@@ -252,4 +296,4 @@ def _load(stem, source):
 # the generated kernels call into these modules: their text is part of the cache key, so a
 # changed dependency never meets stale machine code
 _DEPENDENCIES = tuple(Path(module.__file__).read_text() for module in (
-    sys.modules[__name__], stages, glide, activations, common))
+    sys.modules[__name__], stages, glide, activations, common, resampler))

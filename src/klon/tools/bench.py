@@ -68,12 +68,12 @@ def check_settings(seconds: float, blocks: list[int], engines: list[str], sample
                         f"samples: raise --seconds")
 
 
-def resolve_models(models: str | os.PathLike | None, sample_rate: float) -> str | os.PathLike:
+def resolve_models(models: str | os.PathLike | None) -> str | os.PathLike:
     """The model set asked for (checked now, so a bad name fails before any timing), else the
-    neural engine's default set for the rate."""
+    neural engine's default (which runs at any rate)."""
     from klon.neural.bank import model_set_files
-    from klon.neural.gain_stage import default_models
-    models = default_models(sample_rate) if models is None else models
+    from klon.neural.gain_stage import DEFAULT_MODELS
+    models = DEFAULT_MODELS if models is None else models
     model_set_files(models)
     return models
 
@@ -105,8 +105,26 @@ def make_runner(engine: str, sample_rate: float, channels: int,
         model = RecurrentModel(spec)
         note = (f"{spec.kind.upper()}-{spec.hidden_size} + Dense(1) alone, "
                 f"{os.path.basename(file)} of '{models}'")
-        return Runner(model.process, lambda: model.reset(channels)), note
+        if spec.inputs == 1:
+            return Runner(model.process, lambda: model.reset(channels)), note
+        return Runner(_with_knobs(model.process, spec.inputs), lambda: model.reset(channels)), \
+            note + ", Gain input 0.5"
     return _torch_runner(channels)
+
+
+def _with_knobs(process, inputs):
+    """process(block, out) for a model with knob inputs: the audio, then every knob at 0.5."""
+    frames = {}
+
+    def with_knobs(block, out):
+        x = frames.get(block.shape)
+        if x is None:
+            x = frames[block.shape] = np.full((block.shape[0], inputs, block.shape[1]), 0.5,
+                                              dtype=np.float32)
+        x[:, 0] = block
+        return process(x, out)
+
+    return with_knobs
 
 
 def _torch_runner(channels, hidden=8):
@@ -211,7 +229,7 @@ def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate
     if models is not None and not {"neural", "gru"} & set(engines):
         raise KlonError("--models chooses the models of the neural and gru engines: add one")
     if {"neural", "gru"} & set(engines):
-        models = resolve_models(models, sample_rate)
+        models = resolve_models(models)
     runners = {}
     for engine in engines:
         try:

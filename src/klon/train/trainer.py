@@ -1,6 +1,6 @@
 """Training a neural gain stage: Adam on the ESR loss with truncated back-propagation through
-time, validation ESR every epoch, learning-rate halving on plateaus, early stopping, and
-checkpoints that resume exactly.
+time, validation ESR every epoch, a learning-rate schedule, early stopping, and checkpoints
+that resume exactly.
 
 Each minibatch of clips first runs `warmup` samples before the scored part without gradients
 (the state settles), then the scored part in windows of `tbptt` samples: one Adam step per
@@ -10,9 +10,16 @@ silence): RTNeural-based hosts start a model from zero and rarely pre-roll it, a
 never shown that start can jump by volts there.
 
 A Gain-conditioned dataset (knob channels beside the audio) trains a model with one input per
-channel: the audio, then the knobs. The order of clips comes from a seeded
-generator and the fused CPU kernels are deterministic, so a seed and an epoch count fix the
-result; a resumed run continues exactly where the checkpoint left it.
+channel: the audio, then the knobs.
+
+The learning rate halves after `plateau` epochs without a better validation ESR, or with
+schedule "cosine" falls along half a cosine to min_learning_rate at the end of the run: after
+`epochs` epochs, or at the end of the `minutes` budget if that comes first (a run of fixed
+length converges better annealed than waiting for plateaus it has no time for).
+
+The order of clips comes from a seeded generator and the fused CPU kernels are deterministic,
+so a seed and an epoch count fix the result (not a time budget: it depends on the machine's
+speed); a resumed run continues exactly where the checkpoint left it.
 """
 import copy
 import math
@@ -52,6 +59,7 @@ class TrainConfig:
     minutes: float = None  # wall-clock budget (the result then depends on the machine's speed)
     device: str = "auto"  # "cpu", "cuda" or "auto" (the GPU when there is one)
     zero_start: int = 0  # samples of silence from a zero state scored in each minibatch
+    schedule: str = "plateau"  # "plateau": halve on plateaus; "cosine": anneal to the end
 
 
 @dataclass
@@ -90,8 +98,11 @@ class Trainer:
         self.model = GainStageNet(cfg.hidden, cfg.cell, 1 + len(data.knob_names)).to(self.device)
         self.train_index, self.validation_index = split(len(data), cfg.validation, cfg.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        if cfg.schedule not in ("plateau", "cosine"):
+            raise KlonError(f"unknown schedule {cfg.schedule!r}: choose plateau or cosine")
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=0.5, patience=cfg.plateau, min_lr=cfg.min_learning_rate)
+        self.steps = 0  # Adam steps taken (the cosine schedule's clock)
         self.order = np.random.default_rng(cfg.seed + 1)
         self.history = History()
         self.best_state = copy.deepcopy(self.model.state_dict())
@@ -110,6 +121,8 @@ class Trainer:
         cfg = self.config
         model = self.model.train()
         clips = self.train_index[self.order.permutation(len(self.train_index))]
+        steps_per_epoch = (-(-len(clips) // cfg.batch_size)
+                           * -(-(self.x.shape[1] - self.scored) // cfg.tbptt))
         error = energy = 0.0
         for first in range(0, len(clips), cfg.batch_size):
             batch = torch.from_numpy(clips[first:first + cfg.batch_size])
@@ -128,12 +141,27 @@ class Trainer:
                 loss.backward()
                 if cfg.gradient_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.gradient_clip)
+                if cfg.schedule == "cosine":
+                    self._anneal(steps_per_epoch)
                 self.optimizer.step()
+                self.steps += 1
                 state = detach_state(state)
                 with torch.no_grad():
                     error += float(torch.sum((target - prediction) ** 2))
                     energy += float(torch.sum(target ** 2))
         return error / max(energy, 1e-30)
+
+    def _anneal(self, steps_per_epoch):
+        """The cosine schedule's rate for the next step: how far the run is, by steps or by
+        the clock, whichever is further."""
+        cfg = self.config
+        done = self.steps / (cfg.epochs * steps_per_epoch)
+        if cfg.minutes is not None:
+            done = max(done, (time.perf_counter() - self.started) / (60 * cfg.minutes))
+        low, high = cfg.min_learning_rate, cfg.learning_rate
+        rate = low + 0.5 * (high - low) * (1 + math.cos(math.pi * min(done, 1.0)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
 
     def _zero_start_error(self, x):
         """Squared output summed over `zero_start` samples of silence from a zero state, the
@@ -155,7 +183,7 @@ class Trainer:
     # --- the loop ---------------------------------------------------------------------------
     def run(self):
         cfg = self.config
-        started = time.perf_counter() - self.seconds
+        started = self.started = time.perf_counter() - self.seconds
         stale = len(self.history.epoch) - self.best_epoch if self.history.epoch else 0
         for epoch in range(len(self.history.epoch) + 1, cfg.epochs + 1):
             train = self._train_epoch()
@@ -163,7 +191,8 @@ class Trainer:
             if not math.isfinite(train) or not math.isfinite(validation):
                 raise KlonError(f"training diverged at epoch {epoch} (ESR {train}); try a "
                                 f"smaller --learning-rate")
-            self.scheduler.step(validation)
+            if cfg.schedule == "plateau":
+                self.scheduler.step(validation)
             self.seconds = time.perf_counter() - started
             h = self.history
             h.epoch.append(epoch)
@@ -212,7 +241,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "order": self.order.bit_generator.state, "history": asdict(self.history),
                 "best_state": self.best_state, "best_esr": self.best_esr,
-                "best_epoch": self.best_epoch, "seconds": self.seconds,
+                "best_epoch": self.best_epoch, "seconds": self.seconds, "steps": self.steps,
                 "data": {"source": self.data.source, "clips": len(self.data),
                          "validation": self.validation_index.tolist()}}
 
@@ -251,6 +280,7 @@ class Trainer:
         self.best_esr = saved["best_esr"]
         self.best_epoch = saved["best_epoch"]
         self.seconds = saved["seconds"]
+        self.steps = saved.get("steps", 0)
 
     def metadata(self):
         """What the exported model file records about its training."""

@@ -25,6 +25,7 @@ import numpy as np
 
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
+from klon.dsp import resampler
 from klon.dsp.activations import TANH_DENOMINATOR, TANH_LIMIT, TANH_NUMERATOR
 from klon.export.c99.circuit_c import render_circuit_gain
 from klon.export.c99.literals import c_double, c_float, c_initialiser, fill_template
@@ -37,7 +38,7 @@ from klon.pedal import components as c
 TEMPLATES = Path(__file__).with_name("templates")
 HEADER, SOURCE = "klon_pedal.h", "klon_pedal.c"
 CIRCUIT_FILES = ("klon_circuit_gain.h", "klon_circuit_gain.c")
-DEFAULT_SET = DEFAULT_MODELS[44_100]
+DEFAULT_SET = DEFAULT_MODELS
 ModelPath = str | os.PathLike  # a model file, a folder of them or a shipped set's name
 
 # tanh(x) ~= x P(x^2) / Q(x^2), as klon.dsp.activations (within 3.4e-7 of tanh)
@@ -161,6 +162,14 @@ def _components():
     return "\n".join(lines + [f"#define {name} {c_double(v)}" for name, v in values.items()])
 
 
+def _convertible(rate: float) -> int:
+    """The models' rate as whole Hz, or 0 where the sample-rate converter cannot run at it."""
+    try:
+        return resampler.check_rate(rate)
+    except KlonError:
+        return 0
+
+
 def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
                  ) -> dict[str, str]:
     """{file name: text} of klon_pedal.h and klon_pedal.c for a model set (or one model)."""
@@ -206,6 +215,10 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
         FAST_DOC=(f"tanh ~= x P(x^2) / Q(x^2), degree {len(FAST_TANH['p']) - 1} over "
                   f"{len(FAST_TANH['q']) - 1}, on |x| <= {FAST_TANH['limit']:g}: within "
                   f"{fast_error:.1e} of tanh"),
+        MODEL_RATE=_convertible(first.sample_rate), RS_HALF_SPAN=resampler.HALF_SPAN,
+        RS_EXACT_ROWS=resampler.MAX_EXACT_ROWS, RS_FINE_ROWS=resampler.FINE_ROWS,
+        RS_HOLD=resampler.HOLD, RS_CUTOFF=c_double(resampler.CUTOFF),
+        RS_BETA=c_double(resampler.BETA),
     )
     return {name: fill_template(TEMPLATES / f"{name}.in", fields) for name in (HEADER, SOURCE)}
 
