@@ -2,12 +2,17 @@
 guitar clip with the Gain moving, and runs the same on an emulated Cortex-M7 (QEMU), where its
 instructions per sample are counted. Needs gcc, arm-none-eabi-gcc + newlib and qemu-system-arm
 (`scripts/setup --embedded`, which `scripts/test` runs): missing tools fail, they do not skip."""
+import ctypes
 import json
+from itertools import pairwise
 
 import numpy as np
 import pytest
+from test_resampler import split_points
 
 from klon.cli import main
+from klon.dsp.resampler import around_model, resample
+from klon.export import toolchain
 from klon.export.c99.neural_c import FAST_TANH, export_c, tanh_error
 from klon.export.cortex_m7 import measure as m
 
@@ -80,10 +85,71 @@ def test_the_fast_tanh_is_as_documented():
     assert tanh_error(FAST_TANH) < 2e-6
 
 
-def test_unsupported_rate_is_refused(library):
+def test_the_neural_pedal_runs_at_whole_rates_in_range_and_refuses_others(library):
     build = m.HostBuild(library, NEURAL_PEDAL)
-    assert build.init(48_000.0, 0.5) != 0
-    assert build.init(44_100.0, 0.5) == 0
+    build.lib.klon_pedal_latency.argtypes = [ctypes.c_void_p]
+    for rate in (22_050.0, 44_100.0, 44_101.0, 48_000.0, 192_000.0):
+        assert build.init(rate, 0.5) == 0
+        assert build.lib.klon_pedal_latency(build.state) == around_model(rate, 44_100)[2]
+    for rate in (22_049.0, 48_000.5, 192_001.0, float("nan")):
+        assert build.init(rate, 0.5) != 0
+    one_rate = m.HostBuild(library, NEURAL_PEDAL, defines=["KLON_MIN_SAMPLE_RATE=44100",
+                                                            "KLON_MAX_SAMPLE_RATE=44100"])
+    assert one_rate.init(48_000.0, 0.5) != 0 and one_rate.init(44_100.0, 0.5) == 0
+
+
+CONVERTER_DRIVER = """/* the neural pedal's sample-rate converter alone */
+#include "klon_pedal.c"
+
+static klon_converter converter;
+
+int converter_start(long host)
+{
+    converter_init(&converter, host);
+    converter_reset(&converter);
+    return converter.latency;
+}
+
+int converter_into(const double *x, int n, double *y, int limit)
+{
+    return resample(converter.table, &converter.into, x, n, y, limit);
+}
+
+int converter_back(const double *x, int n, double *y, int limit)
+{
+    return resample(converter.table, &converter.back, x, n, y, limit);
+}
+"""
+
+
+@pytest.mark.parametrize("host", [22_050, 32_000, 48_000, 88_200, 96_000, 192_000, 44_101])
+def test_the_c_converter_is_the_python_one(library, tmp_path, host):
+    """Its tables (computed in C at init) and its streaming: the same outputs, as many of them
+    per block, and the same latency, in uneven blocks."""
+    driver = tmp_path / "converter.c"
+    driver.write_text(CONVERTER_DRIVER)
+    lib = ctypes.CDLL(str(toolchain.host_library([driver], tmp_path / "converter.so",
+                                                 include_dirs=[library])))
+    lib.converter_start.argtypes = [ctypes.c_long]
+    for run in (lib.converter_into, lib.converter_back):
+        run.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    into, back, latency = around_model(host, 44_100)
+    assert lib.converter_start(host) == latency
+    n = 12_000
+    x = np.random.default_rng(host).uniform(-1.0, 1.0, (1, n))
+    error = 0.0
+    for lo, hi in pairwise(split_points(n, seed=host)):
+        mid, mid_c = np.zeros((2, 1, into.max_outputs(hi - lo)))
+        given = resample(x[:, lo:hi], hi - lo, mid, mid.shape[1], into.kernel_args)
+        chunk = np.ascontiguousarray(x[0, lo:hi])
+        assert lib.converter_into(chunk.ctypes.data, hi - lo, mid_c.ctypes.data,
+                                  mid.shape[1]) == given
+        out, out_c = np.zeros((2, 1, hi - lo))
+        assert resample(mid, given, out, hi - lo, back.kernel_args) == hi - lo
+        assert lib.converter_back(mid.ctypes.data, given, out_c.ctypes.data, hi - lo) == hi - lo
+        error = max(error, np.max(np.abs(mid - mid_c), initial=0.0),
+                    np.max(np.abs(out - out_c), initial=0.0))
+    assert error < 1e-12  # the same float tables; only the order of the sums differs
 
 
 def test_cortex_m7_runs_the_pedal_as_the_host_does_and_is_counted(library, tmp_path):

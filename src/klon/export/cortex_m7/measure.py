@@ -17,7 +17,8 @@ from klon.export.c99.neural_c import export_c
 
 BLOCK = 128
 TEENSY_HZ = 600e6  # Teensy 4.0: a 600 MHz Cortex-M7
-STATE_BYTES = 1 << 16  # what the host runs give the C state structs (far more than they need)
+STATE_BYTES = 1 << 20  # what the host runs give the C state structs (the neural pedal with its
+# sample-rate converter, sized for 22.05..192 kHz, takes about 430 KB)
 
 
 @dataclass
@@ -166,11 +167,16 @@ def cortex_m7(folder, case, x, optimisation="-O2", fast_activations=False, sampl
     """Build measure.c with the library for the Cortex-M7, run it under QEMU on `x`, and count."""
     folder = Path(folder)
     defines = [*case.defines, *(["KLON_FAST_ACTIVATIONS"] if fast_activations else []), *defines]
+    # a firmware for its one rate, unless told otherwise: no sample-rate converter (its tables,
+    # sized for every rate, would be most of the RAM)
+    one_rate = [f"KLON_{end}_SAMPLE_RATE={int(sample_rate)}" for end in ("MIN", "MAX")
+                if not any(d.startswith(f"KLON_{end}_SAMPLE_RATE") for d in defines)]
     sources = [folder / "klon_pedal.c"]
     if case.engine == "circuit":
         sources.append(folder / "klon_circuit_gain.c")
     tag = f"{case.engine}-{case.target}{'-fast' if fast_activations else ''}{optimisation}"
     tag += "".join(flags + tuple(defines)).replace("=", "")
+    defines += one_rate
     elf = toolchain.cortex_m7_program([*sources, toolchain.BOARD / "measure.c"],
                                       folder / f"measure-{tag}.elf", optimisation=optimisation,
                                       flags=flags, include_dirs=[folder, toolchain.BOARD],
