@@ -1,0 +1,149 @@
+"""The Gain-conditioned model at every Gain and the neural pedal at every host rate: the tables
+of docs/conditioned.md.
+
+    .venv/bin/python benchmarks/conditioned.py [--out docs/conditioned.md] [--clips 28]
+
+1. ESR of the gain stage alone against the circuit's, on the reference DI clips the conditioned
+   model never trained on (sample372..sample399; its dataset rendered sample0..sample371), at the
+   13 Gain settings issue 14 measured: `circuit-cond` beside the five-model bank `circuit`.
+2. The whole neural pedal against the whole circuit pedal at each host rate (the DI clips
+   resampled to it), Gain 0.3 and 0.9, Treble and Level 0.5; and against the neural pedal at its
+   model's own rate (44.1 kHz, its output resampled to the host rate), in dB.
+3. From a zero state, as RTNeural-based hosts start a model: the largest jump of the output in
+   silence before it settles, for the shipped models and the original plugin's.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from klon import Centaur  # noqa: E402
+from klon.core import audio  # noqa: E402
+from klon.core.files import atomic_write  # noqa: E402
+from klon.core.metrics import clip_esr, esr  # noqa: E402
+from klon.core.paths import SHIPPED_MODELS, find_data  # noqa: E402
+from klon.neural import ModelBank  # noqa: E402
+from klon.neural.architectures import architecture  # noqa: E402
+from klon.neural.kernels import compiled  # noqa: E402
+from klon.neural.model_file import read_model  # noqa: E402
+from klon.pedal import GainStage  # noqa: E402
+
+GAINS = (0.0, 0.1, 0.2, 0.25, 0.33, 0.45, 0.5, 0.6, 0.7, 0.8, 0.875, 0.95, 1.0)
+RATES = (22_050, 32_000, 44_100, 48_000, 88_200, 96_000, 192_000)
+HELD_OUT = [f"sample{i}" for i in range(372, 400)]
+CONTEXT = 2048  # silence in front of each clip, as the training segments had
+SKIP = 0.1  # seconds left out of the pedal scores (both pedals start from rest)
+
+
+def _di_clips(data, names):
+    return [audio.read(data / "klon-ltspice" / "DataIn" / f"{n}.wav")[0][0] for n in names]
+
+
+def gain_table(clips):
+    x = np.stack([np.r_[np.zeros(CONTEXT, np.float32), c] for c in clips])
+    rows = []
+    for gain in GAINS:
+        y = GainStage(44_100, gain)(x.astype(np.float64))
+        scores = []
+        for models in ("circuit-cond", "circuit"):
+            _, pooled = clip_esr(ModelBank(models, gain)(x)[:, CONTEXT:], y[:, CONTEXT:])
+            scores.append(100 * pooled)
+        rows.append((gain, *scores))
+    return rows
+
+
+def rate_table(clips):
+    native_input = np.concatenate(clips)
+    rows = []
+    for rate in RATES:
+        x = audio.resample(native_input, 44_100, rate)
+        skip = int(SKIP * rate)
+        row = [rate, Centaur(rate, engine="neural").latency]
+        for gain in (0.3, 0.9):
+            knobs = dict(gain=gain, treble=0.5, level=0.5)
+            circuit = Centaur(rate, **knobs)(x)
+            neural = Centaur(rate, engine="neural", **knobs)(x)
+            native = audio.resample(Centaur(44_100, engine="neural", **knobs)(native_input),
+                                    44_100, rate)[:len(x)]
+            row += [100 * esr(circuit[skip:], neural[skip:]),
+                    10 * np.log10(max(esr(native[skip:], neural[skip:]), 1e-30))]
+        rows.append(row)
+    return rows
+
+
+def zero_start_jump(spec, seconds=1.0):
+    """Largest |output - settled output| in silence from a zero state, over the Gain grid for
+    a conditioned model."""
+    kernels = compiled(spec.kind, spec.hidden_size, spec.inputs)
+    frames = int(seconds * spec.sample_rate)
+    worst = 0.0
+    for gain in (np.linspace(0, 1, 11) if spec.inputs == 2 else [None]):
+        row = architecture(spec.kind).pack(spec)[None, :]  # state zero
+        x = np.zeros((1, spec.inputs, frames), np.float32)
+        if gain is not None:
+            x[0, 1] = gain
+        y = np.empty((1, frames), np.float32)
+        kernels["run_model"](x, y, row)
+        worst = max(worst, float(np.max(np.abs(y[0] - y[0, -1]))))
+    return worst
+
+
+def jump_table(data):
+    rows = [("circuit-cond (GRU-16, Gain input)",
+             zero_start_jump(read_model(SHIPPED_MODELS / "circuit-cond" / "gru16.json")))]
+    for name, folder, pattern in (("circuit (GRU-8 bank)", SHIPPED_MODELS / "circuit", "gain_*"),
+                                  ("original plugin's", data / "chowcentaur-models", "centaur_*")):
+        rows.append((name, max(zero_start_jump(read_model(p))
+                               for p in sorted(folder.glob(f"{pattern}.json")))))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "conditioned.md"))
+    parser.add_argument("--clips", type=int, default=len(HELD_OUT))
+    args = parser.parse_args()
+    data = find_data()
+    if data is None:
+        sys.exit("the reference data (../shared/data) is needed")
+    clips = _di_clips(data, HELD_OUT[:args.clips])
+    lines = [f"Measured by `.venv/bin/python benchmarks/conditioned.py` on {len(clips)} held-out "
+             f"DI clips ({HELD_OUT[0]}..{HELD_OUT[len(clips) - 1]}).", "",
+             "### The gain stage at every Gain: ESR % against the circuit's", "",
+             "| Gain | " + " | ".join(f"{g:g}" for g in GAINS) + " |",
+             "|---|" + "---:|" * len(GAINS)]
+    rows = gain_table(clips)
+    for column, name in ((1, "`circuit-cond` (one conditioned GRU-16)"),
+                         (2, "`circuit` (five GRU-8, crossfaded)")):
+        lines.append(f"| {name} | " + " | ".join(f"{r[column]:.2f}" for r in rows) + " |")
+    lines += ["", "### The whole pedal at every host rate", "",
+              "ESR % of the neural pedal against the circuit pedal at the same rate, and ESR "
+              "in dB against the neural pedal at its model's rate (44.1 kHz, output resampled "
+              "to the host rate).", "",
+              "| host rate | latency (samples) | Gain 0.3 vs circuit | Gain 0.3 vs 44.1 kHz "
+              "| Gain 0.9 vs circuit | Gain 0.9 vs 44.1 kHz |", "|---:|---:|---:|---:|---:|---:|"]
+    for rate, latency, c3, n3, c9, n9 in rate_table(clips):
+        lines.append(f"| {rate / 1000:g} kHz | {latency} | {c3:.2f} % | {n3:.1f} dB | "
+                     f"{c9:.2f} % | {n9:.1f} dB |")
+    lines += ["", "### From a zero state", "",
+              "Largest jump of the output (V) in 1 s of silence from a zero state (what "
+              "RTNeural's `reset()` leaves), against where it settles; every Gain on a grid of "
+              "11 for the conditioned model, every model of a set.", "",
+              "| model | largest jump |", "|---|---:|"]
+    for name, jump in jump_table(data):
+        lines.append(f"| {name} | {jump:.3f} V |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(args.out)
+    if out.exists() and "<!-- tables -->" in out.read_text():
+        head = out.read_text().split("<!-- tables -->")[0]
+        atomic_write(out, head + "<!-- tables -->\n\n" + text)
+        print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
