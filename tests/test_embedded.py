@@ -98,6 +98,22 @@ def test_the_neural_pedal_runs_at_whole_rates_in_range_and_refuses_others(librar
     assert one_rate.init(48_000.0, 0.5) != 0 and one_rate.init(44_100.0, 0.5) == 0
 
 
+@pytest.mark.parametrize("rate", [22_050, 32_000, 48_000, 96_000, 192_000])
+def test_host_build_matches_the_python_engine_at_other_rates(library, rate):
+    """The models inside the sample-rate converter, as in Python (klon.neural.ModelBank at a
+    host rate): the same samples, with the knobs moving mid-clip, and the same latency."""
+    from klon.pedal.centaur import Centaur
+    x = m.reference_clip(0.25, rate)
+    case = m.Case(move_at=len(x) // 2, treble_after=0.25, level_after=0.75)
+    build = m.HostBuild(library, case)
+    y = build.run(x, sample_rate=rate)
+    python = m.python_output(x, case, sample_rate=rate)
+    assert np.max(np.abs(python)) > 0.1
+    assert relative_error(y, python) <= 1e-5
+    build.lib.klon_pedal_latency.argtypes = [ctypes.c_void_p]
+    assert build.lib.klon_pedal_latency(build.state) == Centaur(rate, engine="neural").latency
+
+
 CONVERTER_DRIVER = """/* the neural pedal's sample-rate converter alone */
 #include "klon_pedal.c"
 
