@@ -127,8 +127,9 @@ def main():
               "| host rate | latency (samples) | Gain 0.3 vs circuit | Gain 0.3 vs 44.1 kHz "
               "| Gain 0.9 vs circuit | Gain 0.9 vs 44.1 kHz |", "|---:|---:|---:|---:|---:|---:|"]
     for rate, latency, c3, n3, c9, n9 in rate_table(clips):
-        lines.append(f"| {rate / 1000:g} kHz | {latency} | {c3:.2f} % | {n3:.1f} dB | "
-                     f"{c9:.2f} % | {n9:.1f} dB |")
+        n3, n9 = ("(itself)", "(itself)") if rate == 44_100 else (f"{n3:.1f} dB", f"{n9:.1f} dB")
+        lines.append(f"| {rate / 1000:g} kHz | {latency} | {c3:.2f} % | {n3} | {c9:.2f} % | "
+                     f"{n9} |")
     lines += ["", "### From a zero state", "",
               "Largest jump of the output (V) in 1 s of silence from a zero state (what "
               "RTNeural's `reset()` leaves), against where it settles; every Gain on a grid of "

@@ -123,3 +123,42 @@ def test_the_neural_pedal_defaults_to_the_conditioned_model_and_sounds_like_the_
         neural = Centaur(rate, gain=gain, treble=0.6, level=0.5, engine="neural")(x)
         assert len(neural) == len(x)
         assert 100 * esr(circuit, neural) < 1.0
+
+
+@pytest.mark.parametrize("signal", ["sine", "guitar"])
+def test_a_gain_sweep_through_the_conditioned_model_does_not_click(signal):
+    """Gain 0 -> 1 over 2 s in 64-sample blocks: no sample-to-sample step larger than the
+    largest step of the model held at any Gain of a grid (in steady state) on the same input."""
+    from klon.dsp.synth import guitar_riff
+    from klon.neural import ModelBank
+    rate = 44_100
+    t = np.arange(2 * rate) / rate
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) if signal == "sine" else
+         guitar_riff(rate, 2.0, 0.3)).astype(np.float32)
+    steady = max(np.max(np.abs(np.diff(ModelBank("circuit-cond", g)(x)[rate // 10:])))
+                 for g in np.linspace(0, 1, 11))
+    bank = ModelBank("circuit-cond", 0.0)
+    out = []
+    for i in range(0, x.size, 64):
+        bank.gain = min(i / (x.size - 64), 1.0)
+        out.append(bank.process(x[i:i + 64]))
+    y = np.concatenate(out)
+    assert np.max(np.abs(np.diff(y[rate // 10:]))) <= steady
+    assert np.max(np.abs(y[-rate // 4:])) > 0.1  # and it is not silent
+
+
+def test_the_conditioned_model_starts_quietly_from_a_zero_state():
+    """Hosts built on RTNeural start a model from a zero state with no pre-roll: in silence its
+    output moves no more than the original plugin's models do there (0.35 V) before it
+    settles, at any Gain."""
+    from klon.neural.architectures import architecture
+    from klon.neural.kernels import compiled
+    spec = read_model(SHIPPED_MODELS / "circuit-cond" / "gru16.json")
+    run = compiled(spec.kind, spec.hidden_size, spec.inputs)["run_model"]
+    for gain in np.linspace(0, 1, 11):
+        row = architecture(spec.kind).pack(spec)[None, :]  # state zero
+        x = np.zeros((1, 2, 44_100), np.float32)
+        x[0, 1] = gain
+        y = np.empty((1, 44_100), np.float32)
+        run(x, y, row)
+        assert np.max(np.abs(y[0] - y[0, -1])) <= 0.35

@@ -80,6 +80,9 @@ def add_parsers(commands) -> None:
     t.add_argument("--schedule", default="plateau", choices=["plateau", "cosine"],
                    help="learning rate: halve on plateaus, or fall along a cosine to the end of "
                    "the run (--epochs, or --minutes if that ends it first)")
+    t.add_argument("--loss", default="pooled", choices=["pooled", "clip"],
+                   help="pooled: one ESR over each minibatch (loud clips weigh most); clip: the "
+                   "mean of the clips' own ESRs (each clip, each Gain setting, weighs the same)")
     t.add_argument("--tbptt", type=int, default=2048, help="samples per gradient step")
     t.add_argument("--warmup", type=int, default=2048,
                    help="samples run before the scored part without gradients")
@@ -123,6 +126,7 @@ def _config(args):
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        plateau=args.plateau, patience=args.patience, tbptt=args.tbptt,
                        warmup=args.warmup, zero_start=args.zero_start, schedule=args.schedule,
+                       loss=args.loss,
                        pre_emphasis=args.pre_emphasis, dc_weight=args.dc_weight,
                        validation=args.validation, seed=args.seed, minutes=args.minutes,
                        device=args.device)

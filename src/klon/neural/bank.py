@@ -19,10 +19,14 @@ there is subtracted from its output, so the bank maps 0 V to 0 V like the circui
 and the pedal starts (and restarts after `reset()`) silent. Without that, a published model's
 offset (up to 15 mV) stepped into the output stage at the start: a click of up to 0.084 V at
 Gain 1, Treble 1, Level 1. A Gain-conditioned model (two inputs: the audio and the gliding
-Gain) has a silence state and output per Gain, known on a grid of OFFSET_POINTS Gains: it starts
-at the state interpolated there for the Gain it starts at, and subtracts its silence output
-interpolated the same way, so 0 V gives 0 V on the grid (within 0.1 mV between its points)
-while the knob moves.
+Gain) has a silence state and output per Gain, and its state follows a Gain move with its own
+dynamics: in silence a glide from 0 to 1 moved its output by 67 mV (circuit-cond). So it has a
+silence twin: a copy of the model run on zeros along the same Gain, whose output is subtracted
+from the model's. The twin runs while the Gain glides and TWIN_SETTLE samples after (and after
+a reset), then holds its output, the model's output in silence at that Gain. Both start at the
+silence state for the starting Gain (known on a grid of OFFSET_POINTS Gains, interpolated), so
+in silence the model and its twin are the same computation: 0 V in gives exactly 0 V out, knob
+moves included, for one extra model step per sample (not per channel) while the knob moves.
 """
 import itertools
 import os
@@ -38,10 +42,10 @@ from klon.core.paths import SHIPPED_MODELS, shipped_sets
 from klon.core.processor import GLIDE_SECONDS, Knob, Processor, check_knob
 from klon.dsp.resampler import around_model, check_rate
 from klon.neural.architectures import architecture
-from klon.neural.kernels import HISTORY, BankState, bracket, compiled
+from klon.neural.kernels import HISTORY, TWIN_SETTLE, BankState, bracket, compiled
 from klon.neural.model import load_model, silence_state
 
-OFFSET_POINTS = 17  # Gains 0, 1/16, .. 1 where a conditioned model's silence output is known
+OFFSET_POINTS = 17  # Gains 0, 1/16, .. 1 where a conditioned model's silence state is known
 
 
 def model_set_files(models: str | os.PathLike) -> list[Path]:
@@ -153,12 +157,15 @@ class ModelBank(Processor):
         smoother_set_target(self.glide, self.glide.item(TARGET), 0)
         self._rest = rest_at(self._rests, self.glide.item(CURRENT), self._state_columns)
         # the history starts as the zeros of the pre-roll that put every model at rest
-        self.running = np.zeros(3, dtype=np.int64)
+        self.running = np.zeros(4, dtype=np.int64)
         self.running[:2] = _needed(self.positions, self.glide.item(CURRENT))
-        self.kernel_state = BankState(np.repeat(self._rest, channels, axis=0), self.positions,
-                                      self.glide, self.running,
-                                      np.zeros((channels, HISTORY), dtype=np.float32),
-                                      self._offsets)
+        rows, offsets = np.repeat(self._rest, channels, axis=0), self._offsets
+        if self.conditioned:  # the silence twin: the last row, settling from the same rest
+            rows = np.concatenate([rows, self._rest])
+            offsets = np.zeros((1, 1), dtype=np.float32)
+            self.running[3] = TWIN_SETTLE
+        self.kernel_state = BankState(rows, self.positions, self.glide, self.running,
+                                      np.zeros((channels, HISTORY), dtype=np.float32), offsets)
         self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
 
@@ -195,13 +202,17 @@ class ModelBank(Processor):
 
 def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, offsets): where each model of a bank rests (its packed row, float32, models x
-    points x row) and the output it subtracts there (float32, models x points): the silence
-    state and its output, at one point for a one-input model, at OFFSET_POINTS Gains 0..1 for a
-    Gain-conditioned one (see the module's docstring). The C export bakes the same values."""
-    grid = [()] if specs[0].inputs == 1 else [(g,) for g in np.linspace(0, 1, OFFSET_POINTS)]
+    points x row: the silence state, at one point for a one-input model, at OFFSET_POINTS Gains
+    0..1 for a Gain-conditioned one) and, for one-input models, the output each subtracts
+    there (float32, models x 1; a conditioned model's comes from its twin: zeros). See the
+    module's docstring. The C export bakes the same values."""
+    conditioned = specs[0].inputs > 1
+    grid = [(g,) for g in np.linspace(0, 1, OFFSET_POINTS)] if conditioned else [()]
     settled = [[silence_state(spec, kernels, knobs) for knobs in grid] for spec in specs]
-    return (np.array([[row for row, _ in model] for model in settled], dtype=np.float32),
-            np.array([[out for _, out in model] for model in settled], dtype=np.float32))
+    rows = np.array([[row for row, _ in model] for model in settled], dtype=np.float32)
+    offsets = np.array([[0.0 if conditioned else model[0][1]] for model in settled],
+                       dtype=np.float32)
+    return rows, offsets
 
 
 def state_offsets(spec) -> list[int]:

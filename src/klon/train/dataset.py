@@ -146,8 +146,7 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
 
 def gain_path(rng: np.random.Generator, frames: int, rate: float) -> np.ndarray:
     """A Gain value for every sample (float32, 0..1), one of four kinds a player makes:
-    held at one setting (two paths in five; the ends of the knob's travel are drawn more
-    often than the rest, since players park it there), swept from one setting to another,
+    held at one setting (two paths in five), swept from one setting to another,
     turned 1 to 3 times (each turn the knob's own GLIDE_SECONDS glide), or drifting (a few
     slow sinusoids, 0.2..3 Hz, folded into 0..1)."""
     def setting():

@@ -60,6 +60,7 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto" (the GPU when there is one)
     zero_start: int = 0  # samples of silence from a zero state scored in each minibatch
     schedule: str = "plateau"  # "plateau": halve on plateaus; "cosine": anneal to the end
+    loss: str = "pooled"  # "pooled": one ESR over the minibatch; "clip": the mean of clip ESRs
 
 
 @dataclass
@@ -100,6 +101,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         if cfg.schedule not in ("plateau", "cosine"):
             raise KlonError(f"unknown schedule {cfg.schedule!r}: choose plateau or cosine")
+        if cfg.loss not in ("pooled", "clip"):
+            raise KlonError(f"unknown loss {cfg.loss!r}: choose pooled or clip")
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=0.5, patience=cfg.plateau, min_lr=cfg.min_learning_rate)
         self.steps = 0  # Adam steps taken (the cosine schedule's clock)
@@ -134,7 +137,8 @@ class Trainer:
                 stop = min(start + cfg.tbptt, x.shape[1])
                 prediction, state = model(x[:, start:stop], state)
                 target = y[:, start:stop]
-                loss = esr_loss(prediction, target, cfg.pre_emphasis, cfg.dc_weight)
+                loss = esr_loss(prediction, target, cfg.pre_emphasis, cfg.dc_weight,
+                                per_clip=cfg.loss == "clip")
                 if cfg.zero_start and start == self.scored:
                     loss = loss + self._zero_start_error(x) / (torch.sum(target ** 2) + 1e-10)
                 self.optimizer.zero_grad(set_to_none=True)

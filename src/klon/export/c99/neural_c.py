@@ -32,6 +32,7 @@ from klon.export.c99.literals import c_double, c_float, c_initialiser, fill_temp
 from klon.neural.architectures import architecture
 from klon.neural.bank import ModelBank, rest_rows
 from klon.neural.gain_stage import DEFAULT_MODELS
+from klon.neural.kernels import TWIN_SETTLE
 from klon.neural.model_file import ModelSpec
 from klon.pedal import components as c
 
@@ -195,10 +196,11 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
         ",\n".join("    {\n" + ",\n".join(_rest_initialiser(s, row) for row in rows) + "\n    }"
                    for s, rows in zip(specs, rest, strict=True)),
         "};", "",
-        "/* each model's output there, subtracted from its output in the bank: 0 V in gives "
-        "0 V out */",
-        "static const float klon_offset[KLON_MODELS][KLON_REST_POINTS] = {"
-        + ", ".join(c_initialiser(row) for row in silence) + "};", "",
+        *(["/* each model's output there, subtracted from its output in the bank: 0 V in "
+            "gives 0 V out */",
+            "static const float klon_offset[KLON_MODELS] = {"
+            + ", ".join(c_float(v) for v in silence[:, 0]) + "};", ""]
+          if rest.shape[1] == 1 else []),  # a conditioned model's: its silence twin's
         "/* the Gain setting of each model (ascending) */",
         "static const double klon_positions[KLON_MODELS] = {"
         + ", ".join(c_double(p) for p in positions) + "};", "",
@@ -207,6 +209,7 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
     fields = dict(
         SOURCE=source, MODELS_DOC=models_doc, KIND_UPPER=kind.upper(), HIDDEN=H, INPUTS=k,
         MODELS=len(specs), STATE_SIZE=state_size, REST_POINTS=rest.shape[1],
+        TWIN_SETTLE=TWIN_SETTLE,
         SAMPLE_RATE=c_double(first.sample_rate),
         FAST_ERROR=f"{fast_error:.1e}", MODEL_CODE=model_code, COMPONENTS=_components(),
         EXACT_P=_horner(EXACT_TANH["p"], True), EXACT_Q=_horner(EXACT_TANH["q"], True),
