@@ -7,8 +7,9 @@ of docs/conditioned.md.
    model never trained on (sample372..sample399; its dataset rendered sample0..sample371), at the
    13 Gain settings issue 14 measured: `circuit-cond` beside the five-model bank `circuit`.
 2. The whole neural pedal against the whole circuit pedal at each host rate (the DI clips
-   resampled to it), Gain 0.3 and 0.9, Treble and Level 0.5; and against the neural pedal at its
-   model's own rate (44.1 kHz, its output resampled to the host rate), in dB.
+   resampled to it), Gain 0.3 and 0.9, Treble and Level 0.5, with `circuit-cond` and with the
+   default set for the rate; and `circuit-cond` against itself at its own rate (44.1 kHz, the
+   output resampled to the host rate), in dB.
 3. From a zero state, as RTNeural-based hosts start a model: the largest jump of the output in
    silence before it settles, for the shipped models and the original plugin's.
 """
@@ -62,15 +63,18 @@ def rate_table(clips):
     for rate in RATES:
         x = audio.resample(native_input, 44_100, rate)
         skip = int(SKIP * rate)
-        row = [rate, Centaur(rate, engine="neural").latency]
+        cond = dict(engine="neural", models="circuit-cond")
+        row = [rate, Centaur(rate, **cond).latency]
         for gain in (0.3, 0.9):
             knobs = dict(gain=gain, treble=0.5, level=0.5)
             circuit = Centaur(rate, **knobs)(x)
-            neural = Centaur(rate, engine="neural", **knobs)(x)
-            native = audio.resample(Centaur(44_100, engine="neural", **knobs)(native_input),
+            neural = Centaur(rate, **cond, **knobs)(x)
+            default = Centaur(rate, engine="neural", **knobs)(x)
+            native = audio.resample(Centaur(44_100, **cond, **knobs)(native_input),
                                     44_100, rate)[:len(x)]
             row += [100 * esr(circuit[skip:], neural[skip:]),
-                    10 * np.log10(max(esr(native[skip:], neural[skip:]), 1e-30))]
+                    10 * np.log10(max(esr(native[skip:], neural[skip:]), 1e-30)),
+                    100 * esr(circuit[skip:], default[skip:])]
         rows.append(row)
     return rows
 
@@ -121,15 +125,17 @@ def main():
                          (2, "`circuit` (five GRU-8, crossfaded)")):
         lines.append(f"| {name} | " + " | ".join(f"{r[column]:.2f}" for r in rows) + " |")
     lines += ["", "### The whole pedal at every host rate", "",
-              "ESR % of the neural pedal against the circuit pedal at the same rate, and ESR "
-              "in dB against the neural pedal at its model's rate (44.1 kHz, output resampled "
-              "to the host rate).", "",
-              "| host rate | latency (samples) | Gain 0.3 vs circuit | Gain 0.3 vs 44.1 kHz "
-              "| Gain 0.9 vs circuit | Gain 0.9 vs 44.1 kHz |", "|---:|---:|---:|---:|---:|---:|"]
-    for rate, latency, c3, n3, c9, n9 in rate_table(clips):
+              "ESR % of the neural pedal with `circuit-cond` against the circuit pedal at the "
+              "same rate, and in dB against itself at its model's rate (44.1 kHz, output "
+              "resampled to the host rate); and ESR % of the neural pedal with the default set "
+              "for the rate (`circuit`, `circuit-48k` at 48 kHz) against the circuit pedal.", "",
+              "| host rate | latency (samples) | Gain 0.3: cond | cond vs 44.1 kHz | default "
+              "set | Gain 0.9: cond | cond vs 44.1 kHz | default set |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for rate, latency, c3, n3, d3, c9, n9, d9 in rate_table(clips):
         n3, n9 = ("(itself)", "(itself)") if rate == 44_100 else (f"{n3:.1f} dB", f"{n9:.1f} dB")
-        lines.append(f"| {rate / 1000:g} kHz | {latency} | {c3:.2f} % | {n3} | {c9:.2f} % | "
-                     f"{n9} |")
+        lines.append(f"| {rate / 1000:g} kHz | {latency} | {c3:.2f} % | {n3} | {d3:.2f} % | "
+                     f"{c9:.2f} % | {n9} | {d9:.2f} % |")
     lines += ["", "### From a zero state", "",
               "Largest jump of the output (V) in 1 s of silence from a zero state (what "
               "RTNeural's `reset()` leaves), against where it settles; every Gain on a grid of "

@@ -10,7 +10,7 @@ from conftest import run_klon
 
 from klon.cli import main
 from klon.neural.bank import shipped_sets
-from klon.neural.gain_stage import DEFAULT_MODELS
+from klon.neural.gain_stage import DEFAULT_MODELS, DEFAULT_SET
 from klon.tools import bench
 
 RECORD_KEYS = {"engine", "block_size", "sample_rate", "channels", "seconds_per_second",
@@ -76,10 +76,12 @@ def test_files_are_well_formed(cli_run):
     assert not [p.name for p in out.iterdir() if p.suffix == ".tmp"]
 
 
-def test_the_neural_engines_use_the_default_set_unless_told():
-    assert bench.resolve_models(None) == DEFAULT_MODELS
-    assert DEFAULT_MODELS in shipped_sets()
-    assert bench.resolve_models("ltspice") == "ltspice"
+def test_the_neural_engines_use_the_default_set_for_the_rate_unless_told():
+    for rate, name in ((44_100, DEFAULT_SET), (48_000, DEFAULT_MODELS[48_000]),
+                       (96_000, DEFAULT_SET)):
+        assert bench.resolve_models(None, rate) == name
+        assert name in shipped_sets()
+    assert bench.resolve_models("ltspice", 48_000) == "ltspice"
 
 
 def test_torch_missing_is_a_note_not_an_error(monkeypatch):

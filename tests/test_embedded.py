@@ -180,23 +180,14 @@ def test_cortex_m7_runs_the_pedal_as_the_host_does_and_is_counted(library, tmp_p
     assert run.flash_bytes < 32 * 1024 and run.state_bytes > 0
 
 
-@pytest.fixture(scope="module")
-def bank_library(tmp_path_factory):
-    """The five-model GRU-8 bank `circuit`: the build within the microcontroller budget."""
-    folder = tmp_path_factory.mktemp("export-bank")
-    export_c(folder, models="circuit", force=True)
-    return folder
-
-
-def test_cortex_m7_target_build_meets_the_targets(bank_library):
-    """The GRU-8 bank, -O3 -ffp-contract=fast, fast activations, a 512-sample history: at most
-    1500 instructions per sample (counts are deterministic), firmware flash within 32 KB, RAM
-    within 4 KB. (The default conditioned GRU-16 takes more: docs/embedded.md.)"""
+def test_cortex_m7_target_build_meets_the_targets(library):
+    """-O3 -ffp-contract=fast, fast activations, a 512-sample history: at most 1500 instructions
+    per sample (counts are deterministic), firmware flash within 32 KB, RAM within 4 KB."""
     x = CLIP[:8192]
     case = m.Case(move_at=4096, treble_after=0.25, level_after=0.75)
-    run = m.cortex_m7(bank_library, case, x, "-O3", fast_activations=True,
+    run = m.cortex_m7(library, case, x, "-O3", fast_activations=True,
                       flags=("-ffp-contract=fast",), defines=("KLON_HISTORY=512",))
-    python = m.python_output(x, case, models="circuit")
+    python = m.python_output(x, case)
     assert relative_error(run.output, python) <= 1e-4
     assert run.instructions_per_sample <= 1500
     assert run.firmware_flash_bytes <= 32 * 1024

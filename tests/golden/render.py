@@ -13,9 +13,9 @@ render moved (the exported files' hashes are always re-recorded):
 
 Re-rendered since a6bbb6c: the neural-* and c-neural-* entries and the export hashes, for the
 neural pedal's silent start (issue 13, item 9: each model starts at its silence state and its
-output there is subtracted); the output differs only over the first ~0.1 s. Then the same
-entries for issue 14: the neural engine's default became the Gain-conditioned `circuit-cond`
-(the banks' entries, `ltspice` and `circuit-gru16`, stayed bit-identical).
+output there is subtracted); the output differs only over the first ~0.1 s. Issue 14 (the
+sample-rate converter and Gain-conditioned models in the C export) re-recorded the export
+hashes only: every output stayed bit-identical.
 """
 import hashlib
 import re

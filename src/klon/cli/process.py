@@ -81,8 +81,8 @@ def add_parsers(commands) -> None:
                    help="full: the whole pedal; gain: the gain stage alone (volts in, volts out)")
     p.add_argument("--models", default=None, metavar="NAME|DIR",
                    help="neural engine: a shipped model set or a folder of model files "
-                        "(default: 'circuit-cond', the Gain-conditioned model; 'circuit' and "
-                        "'ltspice' are five-model banks)")
+                        "(default: 'circuit', 'circuit-48k' at 48 kHz; 'circuit-cond' is one "
+                        "Gain-conditioned model)")
     p.add_argument("--model", default=None, metavar="FILE.json",
                    help="neural engine: one model file used at every Gain, instead of a set")
     p.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"])

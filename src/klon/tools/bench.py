@@ -68,12 +68,12 @@ def check_settings(seconds: float, blocks: list[int], engines: list[str], sample
                         f"samples: raise --seconds")
 
 
-def resolve_models(models: str | os.PathLike | None) -> str | os.PathLike:
+def resolve_models(models: str | os.PathLike | None, sample_rate: float) -> str | os.PathLike:
     """The model set asked for (checked now, so a bad name fails before any timing), else the
-    neural engine's default (which runs at any rate)."""
+    neural engine's default set for the rate."""
     from klon.neural.bank import model_set_files
-    from klon.neural.gain_stage import DEFAULT_MODELS
-    models = DEFAULT_MODELS if models is None else models
+    from klon.neural.gain_stage import default_models
+    models = default_models(sample_rate) if models is None else models
     model_set_files(models)
     return models
 
@@ -229,7 +229,7 @@ def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate
     if models is not None and not {"neural", "gru"} & set(engines):
         raise KlonError("--models chooses the models of the neural and gru engines: add one")
     if {"neural", "gru"} & set(engines):
-        models = resolve_models(models)
+        models = resolve_models(models, sample_rate)
     runners = {}
     for engine in engines:
         try:

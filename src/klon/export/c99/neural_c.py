@@ -31,7 +31,7 @@ from klon.export.c99.circuit_c import render_circuit_gain
 from klon.export.c99.literals import c_double, c_float, c_initialiser, fill_template
 from klon.neural.architectures import architecture
 from klon.neural.bank import ModelBank, rest_rows
-from klon.neural.gain_stage import DEFAULT_MODELS
+from klon.neural.gain_stage import DEFAULT_SET
 from klon.neural.kernels import TWIN_SETTLE
 from klon.neural.model_file import ModelSpec
 from klon.pedal import components as c
@@ -39,7 +39,6 @@ from klon.pedal import components as c
 TEMPLATES = Path(__file__).with_name("templates")
 HEADER, SOURCE = "klon_pedal.h", "klon_pedal.c"
 CIRCUIT_FILES = ("klon_circuit_gain.h", "klon_circuit_gain.c")
-DEFAULT_SET = DEFAULT_MODELS
 ModelPath = str | os.PathLike  # a model file, a folder of them or a shipped set's name
 
 # tanh(x) ~= x P(x^2) / Q(x^2), as klon.dsp.activations (within 3.4e-7 of tanh)
