@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from klon import Centaur  # noqa: E402
 from klon.core import audio  # noqa: E402
-from klon.core.files import atomic_write  # noqa: E402
+from klon.core.files import rewrite_after  # noqa: E402
 from klon.core.metrics import clip_esr, esr  # noqa: E402
 from klon.core.paths import SHIPPED_MODELS, find_data  # noqa: E402
 from klon.neural import ModelBank  # noqa: E402
@@ -145,11 +145,8 @@ def main():
         lines.append(f"| {name} | {jump:.3f} V |")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = Path(args.out)
-    if out.exists() and "<!-- tables -->" in out.read_text():
-        head = out.read_text().split("<!-- tables -->")[0]
-        atomic_write(out, head + "<!-- tables -->\n\n" + text)
-        print(f"wrote {out}", file=sys.stderr)
+    if rewrite_after(args.out, "<!-- tables -->", text):
+        print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

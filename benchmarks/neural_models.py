@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from klon.core import audio  # noqa: E402
-from klon.core.files import atomic_write  # noqa: E402
+from klon.core.files import rewrite_after  # noqa: E402
 from klon.core.metrics import clip_esr  # noqa: E402
 from klon.core.paths import find_data  # noqa: E402
 from klon.dsp.synth import guitar_riff  # noqa: E402
@@ -137,11 +137,8 @@ def main():
 
     text = "\n".join(lines) + "\n"
     print(text)
-    template = Path(args.out)
-    if template.exists() and "<!-- tables -->" in template.read_text():
-        head = template.read_text().split("<!-- tables -->")[0]
-        atomic_write(template, head + "<!-- tables -->\n\n" + text)
-        print(f"wrote {template}", file=sys.stderr)
+    if rewrite_after(args.out, "<!-- tables -->", text):
+        print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -164,3 +164,15 @@ def atomic_write(path: str | os.PathLike, content: str | bytes) -> Path:
         else:
             temporary.write_text(content, encoding="utf-8")
     return Path(path)
+
+
+def rewrite_after(path: str | os.PathLike, marker: str, text: str) -> bool:
+    """Replace what follows `marker` in a text file with `text`, atomically (how the benchmark
+    scripts put their tables into the docs); False, touching nothing, where the file or the
+    marker is missing."""
+    path = Path(path)
+    if not path.exists() or marker not in path.read_text():
+        return False
+    head = path.read_text().split(marker)[0]
+    atomic_write(path, f"{head}{marker}\n\n{text}")
+    return True

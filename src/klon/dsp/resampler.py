@@ -32,7 +32,7 @@ from numba import njit
 
 from klon.core.errors import KlonError
 from klon.core.kernel_state import plain
-from klon.core.processor import MAX_CHANNELS, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+from klon.core.processor import MAX_CHANNELS, check_sample_rate
 
 HALF_SPAN = 37  # taps each side of an output, in samples of the lower rate
 BETA = 8.2  # Kaiser window shape: the stopband depth against the transition width
@@ -48,13 +48,7 @@ CHUNK = 512  # inputs per inner pass; longer blocks are walked through in chunks
 
 def check_rate(rate) -> int:
     """A sample rate as an int, or a KlonError unless it is a whole number of Hz in range."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise KlonError(f"sample rate must be a number, got {rate!r}") from None
-    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
-        raise KlonError(f"unsupported sample rate {value:g} Hz: klon runs at "
-                        f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    value = check_sample_rate(rate)
     if value != int(value):
         raise KlonError(f"sample rate must be a whole number of Hz, got {value:g}")
     return int(value)

@@ -107,7 +107,6 @@ class ModelBank(Processor):
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
         self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
         self._run_bank_resampled = kernels["run_bank_resampled"]
-        self._run_pedal_resampled = kernels["run_pedal_resampled"]
         self._warm_up = kernels["warm_up"]
         self.init_knobs(gain=gain)
         self.glide_samples = int(round(GLIDE_SECONDS * self.model_rate))  # the kernel's clock
@@ -174,8 +173,10 @@ class ModelBank(Processor):
         and at another rate than the models' the models' frames of a block."""
         frames = max(frames, 256)
         self.work = np.zeros((self.channels, frames))
+        self.resampling = None
         if self.resampled:
             self.model_frames = np.zeros((self.channels, self.into.max_outputs(frames)))
+            self.resampling = (self.model_frames, self.into.kernel_args, self.back.kernel_args)
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
         if not self.resampled:
@@ -194,10 +195,7 @@ class ModelBank(Processor):
         Inf."""
         if x.shape[1] > self.work.shape[1]:
             self.prepare(x.shape[1])
-        if not self.resampled:
-            return self._run_pedal(x, y, self.work, self.kernel_args, stages)
-        return self._run_pedal_resampled(x, y, self.work, self.model_frames, self.kernel_args,
-                                         stages, self.into.kernel_args, self.back.kernel_args)
+        return self._run_pedal(x, y, self.work, self.kernel_args, stages, self.resampling)
 
 
 def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -177,32 +177,12 @@ def run_bank_resampled(x, y, mid, bank, into, back):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def run_pedal_resampled(x, y, work, mid, bank, stages, into, back):
-    """run_pedal at a host rate other than the models': the shared stages at the host rate,
-    the bank at its models' rate in between."""
-    if not all_finite(x):
-        return False
-    stages = name_stages(stages)
-    n = x.shape[1]
-    a = work[:, :n]
-    for c in range(x.shape[0]):
-        for t in range(n):
-            a[c, t] = x[c, t]
-    run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
-    _resampled_bank(a, a, n, mid, bank, into, back)
-    run_stage(TONE, a, a, stages.tone)
-    run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
-    for c in range(x.shape[0]):
-        for t in range(n):
-            y[c, t] = a[c, t]
-    return True
-
-
-@njit(error_model="numpy", cache=CACHE)
-def run_pedal(x, y, work, bank, stages):
+def run_pedal(x, y, work, bank, stages, resampling):
     """The neural engine's pedal: input buffer -> model bank -> treble control -> output
-    stage (the SharedStages), one block in one call. The state arrives as plain tuples
-    (klon.core.kernel_state) and is named here."""
+    stage (the SharedStages), one block in one call; `resampling` None at the models' rate,
+    else (models' frames buffer, into, back): the bank then runs at its models' rate between
+    the converters. The state arrives as plain tuples (klon.core.kernel_state) and is named
+    here."""
     if not all_finite(x):
         return False
     stages = name_stages(stages)
@@ -212,7 +192,10 @@ def run_pedal(x, y, work, bank, stages):
         for t in range(n):
             a[c, t] = x[c, t]
     run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
-    _bank(a, a, n, bank)
+    if resampling is None:  # (numba compiles one branch per argument type)
+        _bank(a, a, n, bank)
+    else:
+        _resampled_bank(a, a, n, resampling[0], bank, resampling[1], resampling[2])
     run_stage(TONE, a, a, stages.tone)
     run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
     for c in range(x.shape[0]):
@@ -250,7 +233,7 @@ CACHE = {cache}
 @functools.cache
 def compiled(kind, hidden, inputs):
     """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal, warm_up, and
-    run_bank_resampled and run_pedal_resampled for host rates other than the models'.
+    run_bank_resampled for host rates other than the models'.
 
     run_bank and run_pedal feed the audio to input 0 and, for two-input models, the smoothed Gain
     to input 1 (a Gain-conditioned model)."""
@@ -263,8 +246,7 @@ def compiled(kind, hidden, inputs):
                    lambda cache: _HEADER.format(kind=kind.upper(), hidden=hidden, inputs=inputs,
                                                 cache=cache) + body)
     return {name: getattr(module, name) for name in (
-        "run_model", "run_mono", "run_bank", "run_pedal", "warm_up", "run_bank_resampled",
-        "run_pedal_resampled")}
+        "run_model", "run_mono", "run_bank", "run_pedal", "warm_up", "run_bank_resampled")}
 
 
 def _load(stem, source):
