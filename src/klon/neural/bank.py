@@ -24,7 +24,7 @@ dynamics: in silence a glide from 0 to 1 moved its output by 67 mV (circuit-cond
 silence twin: a copy of the model run on zeros along the same Gain, whose output is subtracted
 from the model's. The twin runs while the Gain glides and TWIN_SETTLE samples after (and after
 a reset), then holds its output, the model's output in silence at that Gain. Both start at the
-silence state for the starting Gain (known on a grid of OFFSET_POINTS Gains, interpolated), so
+silence state for the starting Gain (known on a grid of REST_POINTS Gains, interpolated), so
 in silence the model and its twin are the same computation: 0 V in gives exactly 0 V out, knob
 moves included, for one extra model step per sample (not per channel) while the knob moves.
 """
@@ -45,7 +45,7 @@ from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, TWIN_SETTLE, BankState, bracket, compiled
 from klon.neural.model import load_model, silence_state
 
-OFFSET_POINTS = 17  # Gains 0, 1/16, .. 1 where a conditioned model's silence state is known
+REST_POINTS = 17  # Gains 0, 1/16, .. 1 where a conditioned model's silence state is known
 
 
 def model_set_files(models: str | os.PathLike) -> list[Path]:
@@ -106,7 +106,6 @@ class ModelBank(Processor):
             check_rate(self.model_rate)  # a whole number of Hz, or the converters cannot run
         kernels = compiled(first.kind, first.hidden_size, first.inputs)
         self._run_bank, self._run_pedal = kernels["run_bank"], kernels["run_pedal"]
-        self._run_bank_resampled = kernels["run_bank_resampled"]
         self._warm_up = kernels["warm_up"]
         self.init_knobs(gain=gain)
         self.glide_samples = int(round(GLIDE_SECONDS * self.model_rate))  # the kernel's clock
@@ -179,14 +178,9 @@ class ModelBank(Processor):
             self.resampling = (self.model_frames, self.into.kernel_args, self.back.kernel_args)
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
-        if not self.resampled:
-            done = self._run_bank(x, y, self.kernel_args)
-        else:
-            if x.shape[1] > self.work.shape[1]:
-                self.prepare(x.shape[1])
-            done = self._run_bank_resampled(x, y, self.model_frames, self.kernel_args,
-                                            self.into.kernel_args, self.back.kernel_args)
-        if not done:
+        if x.shape[1] > self.work.shape[1]:
+            self.prepare(x.shape[1])
+        if not self._run_bank(x, y, self.kernel_args, self.resampling):
             raise KlonError("audio contains NaN or Inf samples")
 
     def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
@@ -200,12 +194,12 @@ class ModelBank(Processor):
 
 def rest_rows(specs, kernels: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, offsets): where each model of a bank rests (its packed row, float32, models x
-    points x row: the silence state, at one point for a one-input model, at OFFSET_POINTS Gains
+    points x row: the silence state, at one point for a one-input model, at REST_POINTS Gains
     0..1 for a Gain-conditioned one) and, for one-input models, the output each subtracts
     there (float32, models x 1; a conditioned model's comes from its twin: zeros). See the
     module's docstring. The C export bakes the same values."""
     conditioned = specs[0].inputs > 1
-    grid = [(g,) for g in np.linspace(0, 1, OFFSET_POINTS)] if conditioned else [()]
+    grid = [(g,) for g in np.linspace(0, 1, REST_POINTS)] if conditioned else [()]
     settled = [[silence_state(spec, kernels, knobs) for knobs in grid] for spec in specs]
     rows = np.array([[row for row, _ in model] for model in settled], dtype=np.float32)
     offsets = np.array([[0.0 if conditioned else model[0][1]] for model in settled],

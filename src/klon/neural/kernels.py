@@ -150,14 +150,6 @@ def warm_up(bank, rest, first, last):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def run_bank(x, y, bank):
-    if not all_finite(x):
-        return False
-    _bank(x, y, x.shape[1], bank)
-    return True
-
-
-@njit(error_model="numpy", cache=CACHE)
 def _resampled_bank(x, y, n, mid, bank, into, back):
     """n host-rate frames of x through the bank at its models' rate into y (which may be x):
     converted to the models' rate (into, m frames into mid), the bank, and back (exactly n
@@ -168,11 +160,20 @@ def _resampled_bank(x, y, n, mid, bank, into, back):
 
 
 @njit(error_model="numpy", cache=CACHE)
-def run_bank_resampled(x, y, mid, bank, into, back):
-    """run_bank at a host rate other than the models': through dsp.resampler around them."""
+def _any_rate_bank(x, y, n, bank, resampling):
+    """The bank on n frames at the models' rate (resampling None), else between the
+    converters of `resampling` (models' frames buffer, into, back)."""
+    if resampling is None:  # (numba compiles one branch per argument type)
+        _bank(x, y, n, bank)
+    else:
+        _resampled_bank(x, y, n, resampling[0], bank, resampling[1], resampling[2])
+
+
+@njit(error_model="numpy", cache=CACHE)
+def run_bank(x, y, bank, resampling):
     if not all_finite(x):
         return False
-    _resampled_bank(x, y, x.shape[1], mid, bank, into, back)
+    _any_rate_bank(x, y, x.shape[1], bank, resampling)
     return True
 
 
@@ -192,10 +193,7 @@ def run_pedal(x, y, work, bank, stages, resampling):
         for t in range(n):
             a[c, t] = x[c, t]
     run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
-    if resampling is None:  # (numba compiles one branch per argument type)
-        _bank(a, a, n, bank)
-    else:
-        _resampled_bank(a, a, n, resampling[0], bank, resampling[1], resampling[2])
+    _any_rate_bank(a, a, n, bank, resampling)
     run_stage(TONE, a, a, stages.tone)
     run_stage(OUTPUT_STAGE, a, a, stages.output_stage)
     for c in range(x.shape[0]):
@@ -232,8 +230,8 @@ CACHE = {cache}
 
 @functools.cache
 def compiled(kind, hidden, inputs):
-    """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal, warm_up, and
-    run_bank_resampled for host rates other than the models'.
+    """The kernels for one model shape: run_model, run_mono, run_bank, run_pedal and warm_up
+    (the bank and pedal at any host rate: pass the converters, or None at the models' rate).
 
     run_bank and run_pedal feed the audio to input 0 and, for two-input models, the smoothed Gain
     to input 1 (a Gain-conditioned model)."""
@@ -246,7 +244,7 @@ def compiled(kind, hidden, inputs):
                    lambda cache: _HEADER.format(kind=kind.upper(), hidden=hidden, inputs=inputs,
                                                 cache=cache) + body)
     return {name: getattr(module, name) for name in (
-        "run_model", "run_mono", "run_bank", "run_pedal", "warm_up", "run_bank_resampled")}
+        "run_model", "run_mono", "run_bank", "run_pedal", "warm_up")}
 
 
 def _load(stem, source):
