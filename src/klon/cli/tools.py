@@ -1,4 +1,5 @@
-"""`klon verify`, `klon demo`, `klon bench`: the jobs of klon.tools, from the command line."""
+"""`klon verify`, `klon demo`, `klon bench`, `klon aliasing`: the jobs of klon.tools, from the
+command line."""
 import argparse
 import json
 import sys
@@ -45,14 +46,39 @@ def add_parsers(commands) -> None:
     b.add_argument("--json", action="store_true",
                    help="print the results as one JSON list on stdout (tables go to stderr)")
 
+    a = commands.add_parser("aliasing", help="how much the pedal aliases: the signal-to-aliasing "
+                            "ratio (SAR) of pure tones, by tone")
+    a.add_argument("--engine", default="circuit", choices=["circuit", "neural", "reference"],
+                   help="what plays the tones; reference: the circuit at 4x the rate with 4x "
+                        "oversampling, band-limited and decimated (near alias-free)")
+    a.add_argument("--oversampling", type=int, default=None, choices=[1, 2, 4],
+                   help="the circuit engine's (default: its own, 2x at 44.1 kHz)")
+    a.add_argument("--models", default=None, metavar="NAME|DIR",
+                   help="the neural engine's model set (default: its default for the rate)")
+    a.add_argument("--gain", type=float, default=0.5)
+    a.add_argument("--treble", type=float, default=0.5)
+    a.add_argument("--level", type=float, default=0.5)
+    a.add_argument("--amplitude", default="0.3",
+                   help="peak volts of the tones at the input jack, a comma list for several "
+                        "(guitar: 0.1-0.5 V)")
+    a.add_argument("--sample-rate", type=int, default=44_100)
+    a.add_argument("--tones", default=None,
+                   help="tone frequencies in Hz, a comma list, each rounded to the nearest odd "
+                        "DFT bin (default: 24 from 200 Hz to 10 kHz or fs/4, whichever is lower)")
+    a.add_argument("--quick", action="store_true", help="the tones 1.2, 2, 4 and 8 kHz only")
+    a.add_argument("--reference", action="store_true",
+                   help="also measure the reference and draw it dashed")
+    a.add_argument("--out", default="out/aliasing",
+                   help="folder for aliasing.csv, aliasing.json, aliasing.png")
+
 
 def _list(text: str, name: str, kind=str) -> list:
-    """'8,16,64' -> [8, 16, 64]; a KlonError naming the option otherwise."""
+    """'8,16,64' -> [8, 16, 64] (of `kind`); a KlonError naming the option otherwise."""
     try:
         values = [kind(v.strip()) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise KlonError(f"--{name}: expected a comma list of whole numbers, got {text!r}") \
-            from None
+        what = "whole numbers" if kind is int else "numbers"
+        raise KlonError(f"--{name}: expected a comma list of {what}, got {text!r}") from None
     if not values:
         raise KlonError(f"--{name}: empty list")
     return values
@@ -84,4 +110,22 @@ def bench(args: argparse.Namespace) -> None:
         print(json.dumps(result["records"]))
 
 
-HANDLERS = {"verify": verify, "demo": demo, "bench": bench}
+def aliasing(args: argparse.Namespace) -> None:
+    from klon.tools import aliasing as a
+    from klon.tools.bench import output_folder
+    amplitudes = _list(args.amplitude, "amplitude", float)
+    tones = _list(args.tones, "tones", float) if args.tones is not None else None
+    if tones is not None and args.quick:
+        raise KlonError("--tones and --quick both choose the tones: give one")
+    settings = {"engine": args.engine, "sample_rate": args.sample_rate, "gain": args.gain,
+                "treble": args.treble, "level": args.level, "amplitude": amplitudes,
+                "tones": tones, "oversampling": args.oversampling, "models": args.models}
+    a.check_settings(**settings)  # a bad value or folder fails now, not after the tones
+    output_folder(args.out)
+    report = a.run_aliasing(**settings, quick=args.quick, reference=args.reference)
+    print(a.text_table(report), end="")
+    for path in a.write_outputs(report, args.out):
+        print(path, file=sys.stderr)
+
+
+HANDLERS = {"verify": verify, "demo": demo, "bench": bench, "aliasing": aliasing}
