@@ -133,6 +133,26 @@ def test_more_oversampling_less_aliasing(gain_1):
     assert median_sar(gain_1["reference"]) > median_sar(default) + 20
 
 
+def test_antialiasing_cuts_the_aliases(gain_1, monkeypatch):
+    """The same quick tones through the same pedal with the gain stage's ADAA off: the default
+    (on) is above it at every tone, by 6 dB at least and 10 at the median (measured: 11-16 dB,
+    median 14)."""
+    from klon.pedal import GainStage
+
+    def plain_pedal(engine, sample_rate, gain, *args):
+        pedal, rate = make_pedal(engine, sample_rate, gain, *args)
+        pedal.gain_stage = GainStage(rate, gain, oversampling=pedal.gain_stage.oversampling,
+                                     antialiasing=False)
+        pedal.reset(1)
+        return pedal, rate
+
+    make_pedal = a.make_pedal
+    monkeypatch.setattr(a, "make_pedal", plain_pedal)
+    plain = a.measure("circuit", 44_100, gain=1.0, amplitude=0.3, quick=True, oversampling=2)
+    gains = [on.sar - off.sar for on, off in zip(gain_1[2], plain, strict=True)]
+    assert min(gains) > 6 and np.median(gains) > 10
+
+
 def test_results_say_what_was_played(gain_1):
     r = gain_1[2]
     assert [x.requested for x in r] == list(a.QUICK_TONES)

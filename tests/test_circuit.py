@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from klon import Centaur, GainStage, KlonError
 from klon.dsp.synth import guitar_riff
+from klon.pedal.gain_stage import antialiased_clamp, clamp_excess_antiderivative, mean_clamp
 
 FS = 44_100
 
@@ -135,3 +136,113 @@ def test_any_finite_input_gives_finite_bounded_output(kind, level_db, seed, gain
         assert np.all(np.isfinite(y))
         # nothing in the pedal can swing beyond U2's supplies
         assert np.max(np.abs(y)) < 25.0
+
+
+# --- anti-aliasing (ADAA) of U1B's clamp and the diode pair ------------------------------------
+
+LOW, HIGH = -3.0, 3.0  # U1B's swing, AC volts
+
+
+def test_the_clamp_excess_antiderivative_differentiates_to_the_excess():
+    h = 1e-5
+    for u in np.linspace(-100, 100, 4001):
+        slope = (clamp_excess_antiderivative(u + h, LOW, HIGH)
+                 - clamp_excess_antiderivative(u - h, LOW, HIGH)) / (2 * h)
+        assert abs(slope - (u - min(max(u, LOW), HIGH))) < 1e-6 * max(1.0, abs(u))
+
+
+def test_the_clamp_s_segment_mean_is_the_mean_of_the_clamp():
+    """Against a fine midpoint rule on the clamp itself, for segments on one side, across one
+    limit, across both, short ones and empty ones; and the anti-aliased clamp is u1 exactly
+    inside the limits, the limit exactly deep beyond one."""
+    rng = np.random.default_rng(1)
+    ends = [(0.0, 1.0), (4.0, 9.0), (-9.0, -4.0), (2.0, 4.0), (4.0, 2.0), (-5.0, 5.0),
+            (3.0 - 1e-9, 3.0 + 1e-9), (7.0, 7.0 + 1e-12), (3.0, 3.0), (5.0, 5.0), (-3.0, 8.0)]
+    ends += [tuple(rng.uniform(-12, 12, 2)) for _ in range(300)]
+    for u0, u1 in ends:
+        if u0 == u1:
+            expected = min(max(u0, LOW), HIGH)
+        else:
+            u = u0 + (u1 - u0) * (np.arange(20_000) + 0.5) / 20_000
+            expected = np.mean(np.clip(u, LOW, HIGH))
+        assert abs(mean_clamp(u0, u1, LOW, HIGH) - expected) < 1e-6, (u0, u1)
+    for u0, u1 in [(-2.0, 2.5), (3.0, -3.0), (0.1, 0.1 + 1e-14)]:
+        assert antialiased_clamp(u0, u1, LOW, HIGH) == pytest.approx(u1, abs=1e-15)
+    for u0, u1 in [(4.0, 40.0), (90.0, 3.5), (-3.1, -7.0)]:
+        assert antialiased_clamp(u0, u1, LOW, HIGH) == (HIGH if u1 > 0 else LOW)
+
+
+def _response_db(stage, volts=1e-4, seconds=0.5):
+    x = np.zeros(int(seconds * stage.sample_rate))
+    x[100] = volts
+    spectrum = np.abs(np.fft.rfft(stage(x).astype(np.float64))) / volts
+    f = np.fft.rfftfreq(x.size, 1 / stage.sample_rate)
+    band = (f >= 20) & (f <= 20_000)
+    return 20 * np.log10(spectrum[band])
+
+
+@pytest.mark.parametrize("rate", [44_100, 96_000])
+@pytest.mark.parametrize("gain", [0.0, 0.5, 1.0])
+def test_antialiasing_leaves_the_small_signal_response_as_it_was(rate, gain):
+    """A 0.1 mV impulse comes out the same, 20 Hz to 20 kHz, to 0.001 dB (the issue asks 0.01):
+    both nonlinearities pass exactly what is linear. (At Gain 1 U1B's high-frequency gain makes
+    the impulse big enough inside for the pair to bend a little: 2e-4 dB.)"""
+    on = _response_db(GainStage(rate, gain))
+    off = _response_db(GainStage(rate, gain, antialiasing=False))
+    assert np.max(np.abs(on - off)) < 1e-3
+
+
+def test_antialiasing_changes_a_loud_tone_but_not_a_quiet_one():
+    loud, quiet = sine(3_000.0, 0.1, 1.0), sine(3_000.0, 0.1, 0.001)
+    for x, changed in ((loud, True), (quiet, False)):
+        on, off = GainStage(FS, 1.0)(x), GainStage(FS, 1.0, antialiasing=False)(x)
+        assert (np.max(np.abs(on - off)) > 1e-3) == changed
+    assert repr(GainStage(FS, antialiasing=False)).endswith("antialiasing=False)")
+    assert GainStage(FS).antialiasing and "antialiasing" not in repr(GainStage(FS))
+
+
+def _glide(x, antialiasing, at=64 * 200):
+    """x (float64) through a stage from Gain 0, the knob set to 1 at sample `at`: a 50 ms
+    glide whose pots (and so the diode pair's port resistance) move every 16 samples."""
+    stage = GainStage(FS, 0.0, antialiasing=antialiasing)
+    y = np.empty_like(x)
+    for i in range(0, x.size, 64):
+        if i == at:
+            stage.gain = 1.0
+        stage.process(x[i:i + 64], out=y[i:i + 64])
+    return y
+
+
+def test_a_gain_glide_does_not_click_with_antialiasing():
+    """On silence it stays silent. On a tone the largest sample-to-sample jump during the glide,
+    against the largest of the steady states at Gain 0 and 1, grows no more than without ADAA
+    (without, it is up to 1.57 times: the capacitors settle to the new Gain). And the memory
+    follows the moving pots: its antiderivative depends on the port resistance, and one kept
+    from before a step (not recomputed for the new pots) puts 1.5e-2 V spikes on the 50 Hz
+    tone, where the stage with and without ADAA stay within 4e-5 V of each other."""
+    silence = np.zeros(FS // 2)
+    assert np.max(np.abs(_glide(silence, True))) == 0.0
+    glide = slice(64 * 200, 64 * 200 + 3000)
+    for freq, volts in ((50.0, 1.0), (220.0, 0.3), (1000.0, 0.3)):
+        x = volts * np.sin(2 * np.pi * freq * np.arange(FS // 2) / FS)
+        ratios = {}
+        for antialiasing in (True, False):
+            steady = max(_max_step(GainStage(FS, gain, antialiasing=antialiasing)(x)[FS // 4:])
+                         for gain in (0.0, 1.0))
+            ratios[antialiasing] = _max_step(_glide(x, antialiasing)[glide]) / steady
+        assert ratios[True] <= ratios[False] + 0.02
+        if freq == 50.0:
+            on, off = _glide(x, True), _glide(x, False)
+            assert np.max(np.abs(on[glide] - off[glide])) < 1e-3
+
+
+def test_a_non_finite_antialiasing_memory_restarts_the_channel_from_rest():
+    stage = GainStage(FS, 0.7)
+    x = sine(440.0, 0.05, 0.5)
+    stage.process(x)
+    stage.kernel_state.adaa[0, :] = np.nan
+    stage.process(x)  # this block is lost, and the oversampling filters' tails next block
+    stage.process(x)
+    after = stage.process(x)
+    assert np.all(np.isfinite(after)) and np.max(np.abs(after)) > 0.1
+    assert np.all(np.isfinite(stage.kernel_state.adaa))

@@ -122,3 +122,78 @@ def test_bad_descriptions_are_refused():
     r = wdf.Resistor(1.0)
     with pytest.raises(ValueError):
         wdf.WDF(wdf.ShortRoot(), wdf.Series(r, r), FS)
+
+
+DIODES = [(2e-7, 1.3), (19.4e-9, 0.733)]  # the 1N34A and the MBRB2545CT
+
+
+def pair_wave(a, r, is_, vt):
+    """The wave the pair reflects and its antiderivative (klon.wdf.omega's)."""
+    v = wdf.diode_pair_voltage(a, r, is_, vt)
+    return 2 * v - a, wdf.diode_pair_antiderivative(a, v, r, is_, vt)
+
+
+@pytest.mark.parametrize("is_, n", DIODES)
+def test_the_diode_pair_antiderivative_differentiates_to_the_reflected_wave(is_, n):
+    vt = n * 0.025865
+    for r in (10.0, 237.0, 950.0, 5e3, 1e5):
+        for a in np.concatenate([np.linspace(-40, 40, 401), np.linspace(-1, 1, 201)]):
+            h = 1e-4 * max(1.0, abs(a))
+            slope = (pair_wave(a + h, r, is_, vt)[1] - pair_wave(a - h, r, is_, vt)[1]) / (2 * h)
+            assert abs(slope - pair_wave(a, r, is_, vt)[0]) < 1e-6 * max(1.0, abs(a)), (r, a)
+
+
+@pytest.mark.parametrize("is_, n", DIODES)
+def test_the_one_solve_reflection_and_antiderivative_match_the_formula(is_, n):
+    """diode_pair_reflection carries the solver's last exponential to the final v instead of
+    taking a cosh of its own: the same numbers to rounding."""
+    vt = n * 0.025865
+    for r in (10.0, 950.0, 1e5):
+        for a in np.concatenate([np.linspace(-40, 40, 801), [0.0, 1e-9, -1e-3]]):
+            b, big = wdf.diode_pair_reflection(a, r, is_, vt)
+            wave, expected = pair_wave(a, r, is_, vt)
+            assert b == wave
+            assert abs(big - expected) <= 1e-15 * max(1.0, a * a)
+
+
+@pytest.mark.parametrize("is_, n", DIODES)
+def test_the_diode_pair_antiderivative_barely_feels_an_error_in_v(is_, n):
+    """Written so that its derivative in v vanishes at the solution: a solve's error e moves it
+    by about (1 + R i') e^2, so a float solve (e near 1e-7 V) costs a few 1e-12 at most."""
+    vt, r = n * 0.025865, 950.0
+    for a in (-7.0, -0.3, 0.05, 1.0, 7.0):
+        v = wdf.diode_pair_voltage(a, r, is_, vt)
+        exact = wdf.diode_pair_antiderivative(a, v, r, is_, vt)
+        for e in (-1e-7, 1e-7):
+            assert abs(wdf.diode_pair_antiderivative(a, v + e, r, is_, vt) - exact) < 1e-11
+
+
+def test_the_antialiased_pair_is_the_mean_reflection_plus_half_the_plain_change():
+    """From memory at a0, a step to a1 gives f's mean over [a0, a1] (composite Gauss-Legendre
+    on the exact pair) plus (f(a1) - f(a0)) / 2: the plain f(a1) for an affine f, and the plain
+    f(a1) itself for a step below ADAA_THRESHOLD."""
+    is_, vt, r = 2e-7, 1.3 * 0.025865, 950.0
+    root = np.array([is_, vt])
+    nodes, weights = np.polynomial.legendre.leggauss(8)
+    memory = np.zeros(3)
+    for a0, a1 in [(0.0, 0.3), (0.3, 0.9), (-0.2, 0.4), (2.0, 5.0), (5.0, 4.9), (-6.0, 6.0),
+                   (1.0, 1.0 + 1e-3)]:
+        wdf.set_antialiasing_memory(memory, a0, root, r)
+        edges = np.linspace(a0, a1, 41)  # composite: the knees are sharp
+        points = (0.5 * (edges[:-1] + edges[1:])[:, None]
+                  + 0.5 * np.diff(edges)[:, None] * nodes).ravel()
+        mean = np.dot(np.tile(weights, 40), [pair_wave(x, r, is_, vt)[0] for x in points]) / 80
+        expected = mean + 0.5 * (pair_wave(a1, r, is_, vt)[0] - pair_wave(a0, r, is_, vt)[0])
+        assert abs(wdf.antialiased_diode_pair(a1, memory, root, r) - expected) < 1e-9
+        assert memory[0] == a1
+    for step in (0.0, 0.5 * wdf.ADAA_THRESHOLD):
+        wdf.set_antialiasing_memory(memory, 0.8, root, r)
+        assert wdf.antialiased_diode_pair(0.8 + step, memory, root, r) == \
+            pair_wave(0.8 + step, r, is_, vt)[0]
+    # small waves: the pair is a resistor but for a cubic term, and the plain reflection passes
+    # (the correction, about the cubic's coefficient times the step cubed, is below 1e-7 of
+    # the 0.1 mV waves)
+    wdf.set_antialiasing_memory(memory, 0.0, root, r)
+    for a in 1e-4 * np.sin(np.arange(50)):
+        plain = pair_wave(a, r, is_, vt)[0]
+        assert abs(wdf.antialiased_diode_pair(a, memory, root, r) - plain) < 1e-11

@@ -15,7 +15,9 @@ Re-rendered since a6bbb6c: the neural-* and c-neural-* entries and the export ha
 neural pedal's silent start (issue 13, item 9: each model starts at its silence state and its
 output there is subtracted); the output differs only over the first ~0.1 s. Issue 14 (the
 sample-rate converter and Gain-conditioned models in the C export) re-recorded the export
-hashes only: every output stayed bit-identical.
+hashes only: every output stayed bit-identical. Issue 15 (anti-aliasing in the circuit gain
+stage's diode pair and U1B clamp) re-rendered the circuit-* entries and c-circuit-gain: guitar
+outputs moved by up to 1.5e-2 V where the stage clips hardest (Gain 1), by 4e-9 V at Gain 0.
 """
 import hashlib
 import re

@@ -16,6 +16,17 @@ that run one after the other each sample (all AC volts around the 4.5 V bias):
    swing. (When U2A clamps, its summing node would leave virtual ground; only signals far above
    guitar level get there, and the clamp keeps them bounded.)
 
+Anti-aliasing: the stage's two memoryless nonlinearities, U1B's clamp and the D2/D3 pair, run
+with first-order antiderivative anti-aliasing (ADAA) kept in step with the sample: each output
+is the nonlinearity's mean over the segment from the previous sample's input to this one (the
+difference of its antiderivative over the inputs') plus half the plain nonlinearity's change.
+What is linear passes exactly (the small-signal response is unchanged); only segments across a
+bend differ from the plain nonlinearity, and they carry the aliases (docs/aliasing.md). See
+klon.wdf.tree.antialiased_diode_pair for the pair, antialiased_clamp here for the clamp. The
+pair's antiderivative depends on the tree's port resistance, so when the Gain pots move the
+kernel recomputes the remembered one for the new pots (at the same wave) before the next
+sample. `GainStage(..., antialiasing=False)` runs the plain nonlinearities, for comparison.
+
 Everything runs at the oversampled rate in one compiled kernel. A moving Gain knob glides over
 50 ms in steps of RAMP_STEP samples, counted from the sample where the glide began (not from a
 block's start, so the pots move at the same samples however a stream is cut into blocks); at
@@ -50,15 +61,20 @@ from klon.pedal.stages import (
     run_stage,
 )
 from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
-from klon.wdf.tree import state_space_step
+from klon.wdf.tree import antialiased_diode_pair_step, set_antialiasing_memory, state_space_step
 
 RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms at 44.1 kHz)
 INPUT_LIMITS = c.output_limits(c.U1_RAILS)  # the gain stage's input is U1A's output
 TINY = 1e-30  # states below this become zero once per kernel call (normal signals never get there)
 
-# layout of the coefficient array the kernel reads
+# layout of the coefficient array the kernel reads; ANTIALIASING is 1.0 or 0.0, ADAA_PORT the
+# port resistance the stored antiderivatives were computed at (0.0: not yet, or stale)
 (RS, Y7, G7, Y8, G8, Y20, G13, AMP_LOW, AMP_HIGH, SUM_LOW, SUM_HIGH, PRE_PORT,
- CLIP_PORT) = range(13)
+ CLIP_PORT, ANTIALIASING, ADAA_PORT) = range(15)
+# layout of a channel's anti-aliasing memory: the previous wave up to the diode pair, the
+# antiderivative and the wave reflected there (klon.wdf.tree.antialiased_diode_pair's memory),
+# U1B's previous unclamped output
+WAVE, WAVE_ANTIDERIVATIVE, WAVE_REFLECTED, AMP = range(4)
 
 
 def default_oversampling(sample_rate):
@@ -117,6 +133,7 @@ class GainStageState(NamedTuple):
     pre_result: np.ndarray
     clip_result: np.ndarray
     opamp_state: np.ndarray  # channels x (C7, C8, C13 histories)
+    adaa: np.ndarray  # channels x (WAVE, WAVE_ANTIDERIVATIVE, WAVE_REFLECTED, AMP)
 
 
 @njit(cache=True, error_model="numpy")
@@ -126,7 +143,7 @@ def run_gain_stage(x, y, s):
     s = GainStageState(*s)
     coef, pre_matrix, clip_matrix, clip_root = s.coef, s.pre_matrix, s.clip_matrix, s.clip_root
     pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
-    opamp_state = s.opamp_state
+    opamp_state, adaa = s.opamp_state, s.adaa
     n_pre = pre_result.shape[1] - 2  # states of the pre-amp tree (it has two outputs)
     n_clip = clip_result.shape[1] - 3  # states of the clipper tree (three outputs)
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
@@ -139,6 +156,13 @@ def run_gain_stage(x, y, s):
     inv_y20 = 1.0 / y20
     inv_divider = 1.0 / (y8 + k)
     n_channels, n_frames = x.shape
+    antialiasing = coef[ANTIALIASING] != 0.0
+    port = coef[CLIP_PORT]
+    if antialiasing and coef[ADAA_PORT] != port:
+        # the pots moved (or the stage was reset): the stored antiderivatives for the new ones
+        for ch in range(n_channels):
+            set_antialiasing_memory(adaa[ch], adaa[ch, WAVE], clip_root, port)
+        coef[ADAA_PORT] = port
     for t in range(n_frames):
         for ch in range(n_channels):
             vi = x[ch, t]
@@ -155,8 +179,13 @@ def run_gain_stage(x, y, s):
             v_plus = pr[n_pre]
             # in the linear range v- = v+; past the swing the clamped output drives the divider
             # and v- follows. The divider formula gives v- = v+ for an unclamped output, so one
-            # branch-free path serves both.
-            v_amp = min(max(v_plus + (k * v_plus - m + h8) * inv_y8, amp_low), amp_high)
+            # path serves both.
+            u = v_plus + (k * v_plus - m + h8) * inv_y8  # the output were there no swing limit
+            if antialiasing:
+                v_amp = antialiased_clamp(adaa[ch, AMP], u, amp_low, amp_high)
+                adaa[ch, AMP] = u
+            else:
+                v_amp = min(max(u, amp_low), amp_high)
             v_minus = (y8 * v_amp - h8 + m) * inv_divider
             i_leg = k * v_minus - m
             opamp_state[ch, 0] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
@@ -166,8 +195,12 @@ def run_gain_stage(x, y, s):
             cr = clip_result[ch]
             cz[n_clip] = v_amp
             cz[n_clip + 1] = vi
-            state_space_step(clip_matrix, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
-                             coef[CLIP_PORT], cr)
+            if antialiasing:
+                antialiased_diode_pair_step(clip_matrix, cz, n_clip, clip_root, port, adaa[ch],
+                                            cr)
+            else:
+                state_space_step(clip_matrix, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
+                                 port, cr)
             # 4. summing amp: the four branch currents through R20 || C13
             i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
             h13 = opamp_state[ch, 2]
@@ -177,10 +210,15 @@ def run_gain_stage(x, y, s):
     for ch in range(n_channels):
         finite = _flush(pre_z[ch], n_pre) & _flush(clip_z[ch], n_clip)
         finite &= _flush(opamp_state[ch], opamp_state.shape[1])
+        for i in range(adaa.shape[1]):
+            finite &= np.isfinite(adaa[ch, i])
         if not finite:  # never seen; but NaN must not stick: this channel restarts from rest
             pre_z[ch, :] = 0.0
             clip_z[ch, :] = 0.0
             opamp_state[ch, :] = 0.0
+            adaa[ch, :] = 0.0
+            if antialiasing:
+                set_antialiasing_memory(adaa[ch], 0.0, clip_root, port)
 
 
 @njit(cache=True, inline="always")
@@ -194,6 +232,44 @@ def _flush(a, n):
         elif not np.isfinite(v):
             finite = False
     return finite
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def clamp_excess_antiderivative(u, low, high):
+    """D(u) = (u - high)^2 / 2 above high, (u - low)^2 / 2 below low, 0 between: an
+    antiderivative of the clamp's excess, u - clamp(u, low, high)."""
+    if u > high:
+        return 0.5 * (u - high) * (u - high)
+    if u < low:
+        return 0.5 * (u - low) * (u - low)
+    return 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def mean_clamp(u0, u1, low, high):
+    """The mean of clamp(u, low, high) over the segment from u0 to u1 (its value at u0 if they
+    are equal): the segment's mean less the excess's, (D(u1) - D(u0)) / (u1 - u0), in closed form
+    where both ends are on one side of the limits, so no difference of near-equal numbers is ever
+    divided by a short segment. A segment that crosses a limit is at least as long as its part
+    beyond it, so there the plain quotient is safe."""
+    if u0 > high and u1 > high:
+        return high
+    if u0 < low and u1 < low:
+        return low
+    if low <= u0 <= high and low <= u1 <= high:
+        return 0.5 * (u0 + u1)
+    return 0.5 * (u0 + u1) - ((clamp_excess_antiderivative(u1, low, high)
+                               - clamp_excess_antiderivative(u0, low, high)) / (u1 - u0))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def antialiased_clamp(u0, u1, low, high):
+    """clamp(u1, low, high) with first-order ADAA kept in step with the sample, as
+    klon.wdf.tree.antialiased_diode_pair: the clamp's mean over the segment from the previous
+    input u0, plus half the plain clamp's change. Inside the limits it is u1 exactly, deep
+    beyond one it is that limit exactly; only a segment that crosses a limit is changed."""
+    return (mean_clamp(u0, u1, low, high)
+            + 0.5 * (min(max(u1, low), high) - min(max(u0, low), high)))
 
 
 @njit(cache=True)
@@ -261,14 +337,15 @@ class GainStage(Processor):
     output, AC, sign included: the summing amp inverts).
 
     Streaming lags by `latency` samples (the oversampling filters); calling the object on a
-    whole array removes the lag.
+    whole array removes the lag. antialiasing=False runs the diode pair and U1B's clamp plain
+    (without ADAA), for comparison.
     """
 
     engine = "circuit"
     gain = Knob("Gain, 0..1: the dual-gang pot (gang A in U1B's feedback leg, gang B in FF2)")
 
     def __init__(self, sample_rate: float, gain: float = 0.5, diode: str = "1n34a",
-                 oversampling: int | None = None, channels: int = 1):
+                 oversampling: int | None = None, channels: int = 1, antialiasing: bool = True):
         self.sample_rate = float(sample_rate)
         self.diode = c.diode(diode)
         self.oversampling = (default_oversampling(sample_rate) if oversampling is None
@@ -285,13 +362,22 @@ class GainStage(Processor):
         self.gang_b_top = self.clipper.pot(gang_b_top)
         self.gang_b_bottom = self.clipper.pot(gang_b_bottom)
         g7, g8, g13 = (2.0 * cap * high_rate for cap in (c.C7, c.C8, c.C13))
-        self.coef = np.zeros(13)
+        self.coef = np.zeros(15)
+        self.coef[ANTIALIASING] = 1.0 if antialiasing else 0.0
         self.coef[[Y7, G7, Y8, G8, Y20, G13]] = (1 / c.R11 + g7, g7, 1 / c.R12 + g8, g8,
                                                  1 / c.R20 + g13, g13)
         self.coef[[AMP_LOW, AMP_HIGH]] = c.output_limits(c.U1_RAILS)
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
         self._set_pots(self.glide.item(CURRENT))
         self._allocate_state()
+
+    @property
+    def antialiasing(self) -> bool:
+        """Whether the nonlinearities run with ADAA (set when the stage is made)."""
+        return self.coef[ANTIALIASING] != 0.0
+
+    def describe(self) -> str:
+        return "" if self.antialiasing else ", antialiasing=False"
 
     @property
     def tone_rate(self) -> float:
@@ -318,7 +404,8 @@ class GainStage(Processor):
             self.coef, self.preamp.matrix, self.clipper.matrix, self.clipper.root_params,
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
-            np.zeros((channels, 3)))
+            np.zeros((channels, 3)), np.zeros((channels, 4)))
+        self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
 
@@ -347,8 +434,9 @@ class GainStage(Processor):
         if self.glide.item(REMAINING) > 0.0:
             self._set_pots(smoother_settle(self.glide))
         s = self.kernel_state
-        for state in (s.pre_z, s.clip_z, s.opamp_state):
+        for state in (s.pre_z, s.clip_z, s.opamp_state, s.adaa):
             state[:] = 0.0
+        self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.oversampler.reset()
 
     def next_segment(self, start: int, n_frames: int) -> int:

@@ -12,11 +12,20 @@ from klon.wdf.elements import (
     ShortRoot,
     VoltageSource,
 )
-from klon.wdf.omega import diode_pair_voltage, diode_voltage, wright_omega
+from klon.wdf.omega import (
+    diode_pair_antiderivative,
+    diode_pair_reflection,
+    diode_pair_voltage,
+    diode_voltage,
+    wright_omega,
+)
+from klon.wdf.tree import ADAA_THRESHOLD, antialiased_diode_pair, set_antialiasing_memory
 from klon.wdf.wdf import WDF, PotHandle
 
 __all__ = [
-    "WDF", "Capacitor", "DiodePairRoot", "DiodeRoot", "IdealVoltageSourceRoot", "Inductor",
-    "OpenRoot", "Parallel", "PotHandle", "Resistor", "Series", "ShortRoot", "VoltageSource",
-    "diode_pair_voltage", "diode_voltage", "wright_omega",
+    "ADAA_THRESHOLD", "WDF", "Capacitor", "DiodePairRoot", "DiodeRoot",
+    "IdealVoltageSourceRoot", "Inductor", "OpenRoot", "Parallel", "PotHandle", "Resistor",
+    "Series", "ShortRoot", "VoltageSource", "antialiased_diode_pair", "diode_pair_antiderivative",
+    "diode_pair_reflection", "diode_pair_voltage", "diode_voltage", "set_antialiasing_memory",
+    "wright_omega",
 ]

@@ -28,6 +28,7 @@ from klon.export.c99.literals import c_literal, c_table, fill_template
 from klon.export.c99.wdf_c import derive_c
 from klon.pedal import components as c
 from klon.pedal.gain_stage import RAMP_STEP, build_clipper_tree, build_preamp_tree
+from klon.wdf.tree import ADAA_THRESHOLD
 
 TEMPLATES = Path(__file__).with_name("templates")
 HEADER, SOURCE = "klon_circuit_gain.h", "klon_circuit_gain.c"
@@ -311,6 +312,7 @@ def _tables(diode, types):
         R20=c.R20, C7=c.C7, C8=c.C8, C13=c.C13, AMP_LOW=amp_low, AMP_HIGH=amp_high,
         SUM_LOW=sum_low, SUM_HIGH=sum_high, DIODE_IS=diode.saturation_current,
         DIODE_NVT=diode.ideality * c.THERMAL_VOLTAGE, SMOOTHING_SECONDS=GLIDE_SECONDS,
+        ADAA_THRESHOLD=ADAA_THRESHOLD,
     )
     lines = [f"#define {name} {c_literal(value)}" for name, value in constants.items()]
     sizes = dict(PRE_STATES=pre.n_states, PRE_INPUTS=len(pre.source_names),
