@@ -6,8 +6,13 @@ import pytest
 import soundfile as sf
 from conftest import REFERENCE, run_klon
 
+from klon.core.errors import KlonError
 from klon.dsp.synth import guitar_phrases
 from klon.pedal import GainStage
+from klon.tools import aliasing
+from klon.train.dataset import render
+from klon.train.jobs import load_data
+from klon.train.trainer import TrainConfig, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,35 @@ def test_dataset_renders_the_circuit_gain_stage(rendered, recordings):
     assert np.max(np.abs(y)) > 1.0  # volts, not clipped to a file's full scale
 
 
+def test_dataset_renders_band_limited_targets_at_4x(recordings, tmp_path):
+    out = render([recordings / "take0.wav"], tmp_path / "bl", 1.0, oversampling=4)
+    assert json.loads((out / "dataset.json").read_text())["oversampling"] == 4
+    x, _ = sf.read(recordings / "take0.wav", dtype="float32")
+    y, _ = sf.read(out / "target" / "take0.wav", dtype="float32")
+    x = x.astype(np.float64).reshape(1, -1)
+    assert np.max(np.abs(y - GainStage(44100, 1.0, oversampling=4)(x)[0])) < 1e-6
+    assert np.max(np.abs(y - GainStage(44100, 1.0)(x)[0])) > 1e-3  # not the default render
+
+
+def test_band_limited_targets_hold_far_less_aliasing(tmp_path):
+    # a loud 4 kHz tone at Gain 1: its harmonics above Nyquist fold back in the default render;
+    # the band-limited one is the circuit at 176.4 kHz, 4x oversampled, low-passed back down
+    k = aliasing.tone_bin(4000, 44100)
+    sf.write(tmp_path / "tone.wav", aliasing.sine(k, 22050 + aliasing.SIZE, amplitude=1.0,
+                                                  fade=2205), 44100, subtype="FLOAT")
+    sars = {}
+    for band_limited in (False, True):
+        out = render([tmp_path / "tone.wav"], tmp_path / f"bl{band_limited}", 1.0,
+                     tone_seconds=2, band_limited=band_limited)
+        y, _ = sf.read(out / "target" / "tone.wav")
+        sars[band_limited] = aliasing.analyse(y[-aliasing.SIZE:], k).sar
+        manifest = json.loads((out / "dataset.json").read_text())
+        assert manifest["band_limited"] == band_limited and manifest["tone_seconds"] == 2
+        assert sorted(p.name for p in (out / "input").iterdir()) == \
+            ["tone.wav", "tone000.wav", "tone001.wav"]
+    assert sars[True] > sars[False] + 20, sars  # measured: 35 and 60 dB
+
+
 def test_dataset_never_writes_into_an_existing_folder(rendered, recordings):
     before = sorted(p.name for p in (rendered / "target").iterdir())
     result = run_klon("dataset", recordings, "--out", rendered)
@@ -65,6 +99,18 @@ def test_train_writes_a_model_a_checkpoint_and_resumes(rendered, tmp_path):
     result = run_klon("train", rendered, "--epochs", "3", "--out", out, "--resume", "--hidden", "5",
                   "--batch-size", "4", "--validation", "1", "--warmup", "512")
     assert result.returncode == 2 and "different settings (hidden)" in result.stderr
+
+    # fine-tuning starts from the file's weights: before any epoch it scores what the file did
+    data = load_data(rendered, None)
+    start = Trainer(data, TrainConfig(hidden=4, batch_size=4, validation=1, warmup=512,
+                                      init=str(out)), log=None)
+    assert start.validate()[1] == pytest.approx(
+        json.loads(out.read_text())["metadata"]["validation_esr"], rel=1e-5)
+    with pytest.raises(KlonError, match="GRU-4 with 1 input.*GRU-5"):
+        Trainer(data, TrainConfig(hidden=5, validation=1, init=str(out)), log=None)
+    result = run_klon("train", rendered, "--epochs", "1", "--out", tmp_path / "n.json",
+                      "--init", tmp_path, "--gain", "0.25", *common)
+    assert result.returncode == 2 and "no model for gain 0.25" in result.stderr
 
     plots = tmp_path / "plots"
     result = run_klon("plot", out, "--data", rendered, "--out", plots)

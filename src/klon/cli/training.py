@@ -49,8 +49,17 @@ def add_parsers(commands) -> None:
                    help="scale the inputs by this many dB before rendering")
     d.add_argument("--synth", type=float, default=0.0, metavar="SECONDS",
                    help="also render this many seconds of generated guitar playing")
-    d.add_argument("--seed", type=int, default=0, help="seed of the generated playing and "
-                   "the Gain paths")
+    d.add_argument("--tones", type=float, default=0.0, metavar="SECONDS",
+                   help="also render this many seconds of sine tones (1 s each, 100 Hz..10 kHz, "
+                   "30 mV..1.5 V: what aliasing shows on most)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the generated playing, the "
+                   "tones and the Gain paths")
+    d.add_argument("--band-limited", action="store_true",
+                   help="near alias-free targets: the circuit at 4x the rate with 4x "
+                   "oversampling, low-passed back to the rate (16 times the rendering time)")
+    d.add_argument("--oversampling", type=int, default=None, choices=[1, 2, 4],
+                   help="the circuit's oversampling for the targets (default: the engine's for "
+                   "the rate; 4 renders them with less aliasing, in twice the time)")
 
     t = commands.add_parser("train", help="train a neural gain stage (needs torch)")
     t.add_argument("data", nargs="?", help="training data folder: DataIn/ + Data<percent>/ "
@@ -97,6 +106,10 @@ def add_parsers(commands) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed of the weights and the clip order")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto: CUDA when torch sees a GPU, else the CPU")
+    t.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model's weights (fine-tuning): a model file, or a "
+                   "folder of gain_<percent>.json files, one per --gain; same cell, size, inputs "
+                   "and sample rate")
     t.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint beside the output (<out>.ckpt), "
                         "replacing the model file")
@@ -115,9 +128,11 @@ def add_parsers(commands) -> None:
 
 def dataset(args: argparse.Namespace) -> None:
     from klon.train.dataset import render_gains
-    render_gains(args.inputs, args.out, _gains(args.gain, moving=True), args.diode,
-                 args.sample_rate, args.input_gain_db, args.synth, args.seed, args.takes,
-                 log=sys.stderr)
+    render_gains(args.inputs, args.out, _gains(args.gain, moving=True), log=sys.stderr,
+                 diode=args.diode, sample_rate=args.sample_rate,
+                 input_gain_db=args.input_gain_db, synth_seconds=args.synth, seed=args.seed,
+                 takes=args.takes, tone_seconds=args.tones, oversampling=args.oversampling,
+                 band_limited=args.band_limited)
 
 
 def _config(args):
@@ -129,7 +144,7 @@ def _config(args):
                        loss=args.loss,
                        pre_emphasis=args.pre_emphasis, dc_weight=args.dc_weight,
                        validation=args.validation, seed=args.seed, minutes=args.minutes,
-                       device=args.device)
+                       device=args.device, init=args.init)
 
 
 def _source(args):
@@ -144,10 +159,12 @@ def _source(args):
 
 
 def train(args: argparse.Namespace) -> None:
-    from klon.train.jobs import check_outputs, model_paths, train_gains
+    from klon.train.jobs import check_outputs, initial_model, model_paths, train_gains
     gains = _gains(args.gain) if args.gain is not None else (None,)
     models = model_paths(args.out, gains)
     source = _source(args)
+    for gain, _ in models:
+        initial_model(args.init, gain)
     # before any data is read or any epoch run: an existing model is not replaced by accident
     check_outputs(models, force=args.force, resume=args.resume)
     train_gains(source, models, _config(args), jobs=args.jobs, resume=args.resume,

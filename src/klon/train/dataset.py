@@ -29,6 +29,7 @@ from klon.pedal.gain_stage import RAMP_STEP
 
 MOVING = "moving"  # the --gain value of a Gain-conditioned dataset
 KNOBS = ("gain",)  # the knob inputs of a conditioned model, after the audio
+BAND_LIMITED_FACTOR = 4  # band-limited targets: the circuit at 4x the rate (and 4x oversampled)
 
 
 def input_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -101,42 +102,98 @@ def _new_folder(out):
     return out
 
 
+def sine_tones(seconds: float, sample_rate: int, seed: int = 0,
+               clip_seconds: float = 1.0) -> list[tuple[str, np.ndarray]]:
+    """Pure tones, the signals aliasing shows on most: clips of `clip_seconds`, each a sine at a
+    log-uniform 100 Hz..10 kHz and 30 mV..1.5 V, faded in over 20 ms."""
+    rng = np.random.default_rng([seed, 2])
+    frames = int(round(clip_seconds * sample_rate))
+    fade = np.minimum(1.0, np.arange(frames) / (0.02 * sample_rate))
+    t = np.arange(frames) / sample_rate
+    clips = []
+    for i in range(int(np.ceil(seconds / clip_seconds))):
+        frequency = np.exp(rng.uniform(np.log(100.0), np.log(10_000.0)))
+        volts = np.exp(rng.uniform(np.log(0.03), np.log(1.5)))
+        x = volts * fade * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
+        clips.append((f"tone{i:03d}", x.astype(np.float32)))
+    return clips
+
+
+def _band_limit_filter(factor: int) -> np.ndarray:
+    """The low-pass between a rate and `factor` times it: 2001 taps, Kaiser beta 16; flat
+    (within 1e-6 dB) to 0.47 of the lower rate, below -150 dB from its Nyquist on."""
+    from scipy.signal import firwin
+    return firwin(2001, 0.96 / factor, window=("kaiser", 16.0))
+
+
+def _targets(stage: GainStage, x: np.ndarray, path: np.ndarray | None,
+             band_limit: np.ndarray | None) -> np.ndarray:
+    """The stage's output for x (its Gain along `path`, or held); with `band_limit`, the
+    stage runs at BAND_LIMITED_FACTOR times x's rate, x resampled up and the output down
+    through that filter (linear phase, centred: no delay)."""
+    if band_limit is None:
+        if path is None:
+            return stage(x.astype(np.float64).reshape(1, -1))[0]
+        return along_path(stage, x, path)
+    from scipy.signal import resample_poly
+    f = BAND_LIMITED_FACTOR
+    high = resample_poly(x.astype(np.float64), f, 1, window=band_limit)
+    if path is None:
+        y = stage(high.reshape(1, -1))[0]
+    else:
+        y = along_path(stage, high, np.repeat(path, f))
+    return resample_poly(y, 1, f, window=band_limit)[:len(x)]
+
+
 def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain: float | str,
            diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
-           synth_seconds: float = 0.0, seed: int = 0, takes: int = 1, log=None) -> Path:
+           synth_seconds: float = 0.0, seed: int = 0, takes: int = 1, *,
+           tone_seconds: float = 0.0, oversampling: int | None = None,
+           band_limited: bool = False, log=None) -> Path:
     """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
-    `inputs` are audio files or folders; `synth_seconds` of generated playing are added.
-    `gain` is a Gain setting, or MOVING: each clip `takes` times along its own Gain path, the
-    path as the input files' second channel."""
+    `inputs` are audio files or folders; `synth_seconds` of generated playing and
+    `tone_seconds` of sine tones are added. `gain` is a Gain setting, or MOVING: each clip
+    `takes` times along its own Gain path, the path as the input files' second channel.
+    `oversampling` is the circuit's (default: the engine's for the rate). `band_limited`
+    renders near alias-free targets: the circuit at BAND_LIMITED_FACTOR times the rate with
+    4x oversampling, low-passed back down (16 times the work)."""
     moving = gain == MOVING
     if moving and takes < 1:
         raise KlonError(f"--takes must be at least 1, got {takes}")
+    if band_limited and oversampling not in (None, 4):
+        raise KlonError("band-limited targets are rendered with 4x oversampling: leave out "
+                        "--oversampling")
     clips, rate, files = _clips(inputs, sample_rate, synth_seconds, seed)
+    if tone_seconds > 0:
+        clips += sine_tones(tone_seconds, rate, seed)
     out = _new_folder(out_dir)
     scale = np.float32(10.0 ** (input_gain_db / 20.0))
-    stage = GainStage(rate, 0.0 if moving else gain, diode)
+    if band_limited:
+        stage = GainStage(rate * BAND_LIMITED_FACTOR, 0.0 if moving else gain, diode, 4)
+        band_limit = _band_limit_filter(BAND_LIMITED_FACTOR)
+    else:
+        stage = GainStage(rate, 0.0 if moving else gain, diode, oversampling)
+        band_limit = None
     paths = np.random.default_rng([seed, 1])
     count = 0
     for i, (name, x) in enumerate(clips):
         x = (x * scale).astype(np.float32)
         for take in range(takes if moving else 1):
-            if moving:
-                path = gain_path(paths, len(x), rate)
-                y = along_path(stage, x, path)
-                name_take = f"{name}-{take}" if takes > 1 else name
-                audio.write(out / "input" / f"{name_take}.wav", np.stack([x, path]), rate)
-            else:
-                y = stage(x.astype(np.float64).reshape(1, -1))[0]
-                name_take = name
-                audio.write(out / "input" / f"{name_take}.wav", x, rate)
+            path = gain_path(paths, len(x), rate) if moving else None
+            y = _targets(stage, x, path, band_limit)
+            name_take = f"{name}-{take}" if moving and takes > 1 else name
+            audio.write(out / "input" / f"{name_take}.wav",
+                        x if path is None else np.stack([x, path]), rate)
             audio.write(out / "target" / f"{name_take}.wav", y.astype(np.float32), rate)
             count += 1
         if log and (i + 1 == len(clips) or (i + 1) % 50 == 0):
             print(f"rendered {i + 1}/{len(clips)} clips", file=log, flush=True)
     manifest = {"format": "klon-dataset", "target": "klon circuit gain stage",
                 "gain": None if moving else gain, "diode": diode, "sample_rate": rate,
+                "oversampling": stage.oversampling, "band_limited": band_limited,
                 "input_gain_db": input_gain_db, "clips": count,
-                "inputs": [str(p) for p in files], "synth_seconds": synth_seconds, "seed": seed}
+                "inputs": [str(p) for p in files], "synth_seconds": synth_seconds,
+                "tone_seconds": tone_seconds, "seed": seed}
     if moving:
         manifest.update(knobs=list(KNOBS), takes=takes)
     manifest["created"] = datetime.date.today().isoformat()
@@ -201,13 +258,12 @@ def along_path(stage: GainStage, x: np.ndarray, path: np.ndarray) -> np.ndarray:
 
 
 def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
-                 gains: Sequence[float], diode: str = "1n34a", sample_rate: int | None = None,
-                 input_gain_db: float = 0.0, synth_seconds: float = 0.0, seed: int = 0,
-                 takes: int = 1, log=None) -> list[Path]:
-    """`render` at each of `gains`: into out_dir itself for one gain, else into one
-    out_dir/gain_<percent>/ each (the layout `data.load` picks a gain from); returns the
-    folders written. The whole dataset is rendered beside out_dir and renamed into place at the
-    end, so a failure (or Ctrl-C) leaves no half-written dataset behind."""
+                 gains: Sequence[float], log=None, **options) -> list[Path]:
+    """`render` (`options` are its keywords) at each of `gains`: into out_dir itself for one
+    gain, else into one out_dir/gain_<percent>/ each (the layout `data.load` picks a gain
+    from); returns the folders written. The whole dataset is rendered beside out_dir and
+    renamed into place at the end, so a failure (or Ctrl-C) leaves no half-written dataset
+    behind."""
     inputs, out = list(inputs), Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise KlonError(f"'{out}' already exists and is not an empty folder: choose a new "
@@ -228,8 +284,7 @@ def render_gains(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike
             if log:
                 setting = gain if gain == MOVING else f"{gain:g}"
                 print(f"gain {setting} -> {out if name is None else out / name}", file=log)
-            render(inputs, work if name is None else work / name, gain, diode, sample_rate,
-                   input_gain_db, synth_seconds, seed, takes, log=log)
+            render(inputs, work if name is None else work / name, gain, log=log, **options)
         os.replace(work, out)  # onto a missing or empty folder
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from klon.core.errors import KlonError
@@ -88,11 +89,27 @@ def load_data(source: DataSource, gain: float | None) -> PairedAudio:
     return datasets.load(source, gain)
 
 
+def initial_model(init: str | os.PathLike | None, gain: float | None) -> str | None:
+    """The model file a run at `gain` starts from: `init` itself, or the set's file for that
+    gain when `init` is a folder of them."""
+    if init is None or not Path(init).is_dir():
+        if init is not None and not Path(init).exists():
+            raise KlonError(f"--init: no model at '{init}'")
+        return None if init is None else os.fspath(init)
+    if gain is None:
+        raise KlonError(f"--init: '{init}' is a folder: name the model file, or give --gain")
+    path = Path(init) / model_file_name(gain)
+    if not path.exists():
+        raise KlonError(f"--init: no model for gain {gain:g} in '{init}' (looked for {path.name})")
+    return os.fspath(path)
+
+
 def train_model(source: DataSource, gain: float | None, out: str | os.PathLike,
                 config: TrainConfig, resume: bool = False, label: str = "") -> dict:
     """Train one model and write it (with its checkpoint, <out>.ckpt, beside it); returns its
     metadata. `resume` continues from that checkpoint; `label` prefixes every line on stderr."""
     loaded = load_data(source, gain)
+    config = replace(config, init=initial_model(config.init, gain))
     for warning in loaded.warnings:
         print(f"klon: warning: {label}{warning}", file=sys.stderr)
     checkpoint = f"{out}.ckpt"

@@ -34,7 +34,9 @@ import torch
 
 from klon.core.errors import KlonError
 from klon.core.metrics import clip_esr
+from klon.neural.model_file import read_model
 from klon.train.data import split
+from klon.train.export import from_spec
 from klon.train.loss import esr_loss
 from klon.train.nets import GainStageNet, detach_state
 
@@ -61,6 +63,7 @@ class TrainConfig:
     zero_start: int = 0  # samples of silence from a zero state scored in each minibatch
     schedule: str = "plateau"  # "plateau": halve on plateaus; "cosine": anneal to the end
     loss: str = "pooled"  # "pooled": one ESR over the minibatch; "clip": the mean of clip ESRs
+    init: str = None  # a model file whose weights the run starts from (fine-tuning)
 
 
 @dataclass
@@ -96,7 +99,10 @@ class Trainer:
         self.label = label
         self.device = _device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.model = GainStageNet(cfg.hidden, cfg.cell, 1 + len(data.knob_names)).to(self.device)
+        self.model = GainStageNet(cfg.hidden, cfg.cell, 1 + len(data.knob_names))
+        if cfg.init:
+            self._start_from(cfg.init)
+        self.model.to(self.device)
         self.train_index, self.validation_index = split(len(data), cfg.validation, cfg.seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
         if cfg.schedule not in ("plateau", "cosine"):
@@ -118,6 +124,21 @@ class Trainer:
         self.x = self.x_all[:, self.first:]
         self.y = torch.from_numpy(data.targets[:, self.first:].astype(np.float32))
         self.scored = start - self.first
+
+    def _start_from(self, path):
+        """Copy a model file's weights into the net, when it is the same kind of model for the
+        same data."""
+        spec = read_model(path)
+        net = self.model
+        theirs = f"{spec.kind.upper()}-{spec.hidden_size} with {spec.inputs} input(s)"
+        ours = f"{net.cell.upper()}-{net.hidden} with {net.inputs} input(s)"
+        if theirs != ours:
+            raise KlonError(f"--init: '{path}' is a {theirs}; this run trains a {ours} (give "
+                            f"--hidden and --cell to match, or data with the same knobs)")
+        if abs(spec.sample_rate - self.data.sample_rate) > 1e-6:
+            raise KlonError(f"--init: '{path}' runs at {spec.sample_rate:g} Hz, the data at "
+                            f"{self.data.sample_rate:g} Hz")
+        net.load_state_dict(from_spec(spec).state_dict())
 
     # --- one epoch -------------------------------------------------------------------------
     def _train_epoch(self):
