@@ -11,6 +11,7 @@ gain_path), and each input file has two channels, the audio and the Gain at ever
 layout of the model's inputs.
 """
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -119,30 +120,37 @@ def sine_tones(seconds: float, sample_rate: int, seed: int = 0,
     return clips
 
 
-def _band_limit_filter(factor: int) -> np.ndarray:
+@functools.cache
+def band_limit_filter(factor: int) -> np.ndarray:
     """The low-pass between a rate and `factor` times it: 2001 taps, Kaiser beta 16; flat
     (within 1e-6 dB) to 0.47 of the lower rate, below -150 dB from its Nyquist on."""
     from scipy.signal import firwin
     return firwin(2001, 0.96 / factor, window=("kaiser", 16.0))
 
 
-def _targets(stage: GainStage, x: np.ndarray, path: np.ndarray | None,
-             band_limit: np.ndarray | None) -> np.ndarray:
-    """The stage's output for x (its Gain along `path`, or held); with `band_limit`, the
-    stage runs at BAND_LIMITED_FACTOR times x's rate, x resampled up and the output down
-    through that filter (linear phase, centred: no delay)."""
-    if band_limit is None:
+def band_limited_stage(sample_rate: float, gain: float, diode: str = "1n34a") -> GainStage:
+    """The circuit gain stage that renders near alias-free targets for `sample_rate`: at
+    BAND_LIMITED_FACTOR times that rate, 4x oversampled."""
+    return GainStage(sample_rate * BAND_LIMITED_FACTOR, gain, diode, 4)
+
+
+def targets(stage: GainStage, x: np.ndarray, path: np.ndarray | None = None,
+            factor: int = 1) -> np.ndarray:
+    """The stage's output for x (float64), its Gain along `path` or held. With `factor` > 1
+    the stage runs at that many times x's rate: x is taken up and the output back down through
+    band_limit_filter(factor) (linear phase, centred: nothing is delayed)."""
+    if factor == 1:
         if path is None:
             return stage(x.astype(np.float64).reshape(1, -1))[0]
         return along_path(stage, x, path)
     from scipy.signal import resample_poly
-    f = BAND_LIMITED_FACTOR
-    high = resample_poly(x.astype(np.float64), f, 1, window=band_limit)
+    band_limit = band_limit_filter(factor)
+    high = resample_poly(x.astype(np.float64), factor, 1, window=band_limit)
     if path is None:
         y = stage(high.reshape(1, -1))[0]
     else:
-        y = along_path(stage, high, np.repeat(path, f))
-    return resample_poly(y, 1, f, window=band_limit)[:len(x)]
+        y = along_path(stage, high, np.repeat(path, factor))
+    return resample_poly(y, 1, factor, window=band_limit)[:len(x)]
 
 
 def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain: float | str,
@@ -169,18 +177,17 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
     out = _new_folder(out_dir)
     scale = np.float32(10.0 ** (input_gain_db / 20.0))
     if band_limited:
-        stage = GainStage(rate * BAND_LIMITED_FACTOR, 0.0 if moving else gain, diode, 4)
-        band_limit = _band_limit_filter(BAND_LIMITED_FACTOR)
+        stage = band_limited_stage(rate, 0.0 if moving else gain, diode)
     else:
         stage = GainStage(rate, 0.0 if moving else gain, diode, oversampling)
-        band_limit = None
+    factor = BAND_LIMITED_FACTOR if band_limited else 1
     paths = np.random.default_rng([seed, 1])
     count = 0
     for i, (name, x) in enumerate(clips):
         x = (x * scale).astype(np.float32)
         for take in range(takes if moving else 1):
             path = gain_path(paths, len(x), rate) if moving else None
-            y = _targets(stage, x, path, band_limit)
+            y = targets(stage, x, path, factor)
             name_take = f"{name}-{take}" if moving and takes > 1 else name
             audio.write(out / "input" / f"{name_take}.wav",
                         x if path is None else np.stack([x, path]), rate)
