@@ -3,7 +3,9 @@
 Any input audio (DI recordings, the reference clips, generated playing) goes through
 klon.pedal.GainStage at the chosen Gain, diode and sample rate; the folder that comes out
 (input/, target/, dataset.json) is what `klon train` reads. Inputs are volts (full scale 1.0 =
-1 V at the gain stage's input, the reference data's convention).
+1 V at the gain stage's input, the reference data's convention). Sine tones (`tone_seconds`)
+put aliasing in view of the loss; `band_limited` renders the targets near alias-free, with the
+circuit at BAND_LIMITED_FACTOR times the rate.
 
 With `--gain moving` the Gain is a model input too (a Gain-conditioned model): every clip is
 rendered `takes` times, each along its own Gain path (held, swept, turned, drifting; see
