@@ -9,6 +9,7 @@ from conftest import noise
 from klon.core.errors import KlonError
 from klon.core.glide import smoother_next, smoother_set_target, smoother_skip
 from klon.dsp.bilinear import bilinear, bilinear1, bilinear2, bilinear_constant
+from klon.dsp.integration import WIDEBAND_WEIGHTS, relative_response, wideband_weights
 from klon.dsp.oversampling import PASSBAND_EDGE, STAGE1_HALF, STAGE2_HALF, Oversampler, stage_taps
 
 FS = 48_000.0
@@ -256,3 +257,26 @@ def test_the_stored_half_band_branches_are_their_remez_design():
         g = scipy.signal.remez(2 * half_taps, [0.0, 2.0 * edge], [1.0], fs=1.0)
         np.testing.assert_allclose(stored, g / g.sum(), rtol=0, atol=1e-12)
         assert np.array_equal(stored, stored[::-1]) and not stored.flags.writeable
+
+
+def test_the_stored_wideband_weights_are_their_design():
+    """Stored so the C export's literals do not depend on the linear algebra's last bits."""
+    np.testing.assert_allclose(WIDEBAND_WEIGHTS, wideband_weights(), rtol=0, atol=1e-15)
+    assert not WIDEBAND_WEIGHTS.flags.writeable
+
+
+@pytest.mark.parametrize("rate", [88_200, 96_000, 128_000, 176_400, 384_000])
+def test_the_wideband_rule_integrates_exactly_to_16_khz(rate):
+    """Within 0.09 dB and 0.006 rad of the exact integrator from 20 Hz to 16 kHz at every
+    oversampled rate the circuit runs at (the trapezoidal rule: -1.0 dB at 16 kHz at 88.2 kHz),
+    and exact for currents up to degree 2 in time."""
+    f = np.linspace(20, 16_000, 400)
+    r = relative_response(WIDEBAND_WEIGHTS, f, rate)
+    assert np.max(np.abs(20 * np.log10(np.abs(r)))) < 0.09
+    assert np.max(np.abs(np.angle(r))) < 0.006
+    trapezoidal = relative_response([0.5, 0.5], 16_000, 88_200)
+    assert 20 * np.log10(abs(trapezoidal)) < -1.0
+    k = np.arange(WIDEBAND_WEIGHTS.size)
+    for degree in range(3):  # v_n - v_(n-1) over T/C = the integral of t^degree over [-1, 0]
+        assert np.sum(WIDEBAND_WEIGHTS * (-k) ** degree) == pytest.approx((-1) ** degree
+                                                                           / (degree + 1))

@@ -16,6 +16,16 @@ that run one after the other each sample (all AC volts around the 4.5 V bias):
    swing. (When U2A clamps, its summing node would leave virtual ground; only signals far above
    guitar level get there, and the clamp keeps them bounded.)
 
+The top end: C13 sits far above its corner (495 Hz) over the top octaves, so the stage's output
+follows its impedance there, and the trapezoidal rule's gain error at the oversampled rate
+(-1.0 dB at 16 kHz at 88.2 kHz) would reach the output whole, making the top end depend on the
+host rate. So C13 takes the wide-band multistep rule of klon.dsp.integration (within 0.09 dB of
+exact to 16 kHz at every rate); every other capacitor keeps the trapezoidal rule. C8 (U1B's
+feedback, 967 Hz) would need it too at high Gain, but while U1B clamps its network turns stiff
+(C8 through R12 || R10 + gang A: under a microsecond), where the wide-band rule is unstable, and
+switching rules at each clamp corrupts the rule's memory of past currents (docs/aliasing.md,
+"The top end at every rate").
+
 Anti-aliasing: the stage's two memoryless nonlinearities, U1B's clamp and the D2/D3 pair, run
 with first-order antiderivative anti-aliasing (ADAA) kept in step with the sample: each output
 is the nonlinearity's mean over the segment from the previous sample's input to this one (the
@@ -51,6 +61,7 @@ from klon.core.errors import KlonError
 from klon.core.glide import CURRENT, REMAINING, smoother_ahead, smoother_settle, smoother_skip
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor
+from klon.dsp.integration import WIDEBAND_WEIGHTS, companion_history
 from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
 from klon.pedal import components as c
 from klon.pedal.stages import (
@@ -67,10 +78,17 @@ RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms
 INPUT_LIMITS = c.output_limits(c.U1_RAILS)  # the gain stage's input is U1A's output
 TINY = 1e-30  # states below this become zero once per kernel call (normal signals never get there)
 
-# layout of the coefficient array the kernel reads; ANTIALIASING is 1.0 or 0.0, ADAA_PORT the
-# port resistance the stored antiderivatives were computed at (0.0: not yet, or stale)
+# layout of the coefficient array the kernel reads (G* a capacitor's companion conductance, Y*
+# with the resistor beside it); ANTIALIASING is 1.0 or 0.0, ADAA_PORT the port resistance the
+# stored antiderivatives were computed at (0.0: not yet, or stale)
 (RS, Y7, G7, Y8, G8, Y20, G13, AMP_LOW, AMP_HIGH, SUM_LOW, SUM_HIGH, PRE_PORT,
  CLIP_PORT, ANTIALIASING, ADAA_PORT) = range(15)
+# layout of a channel's op-amp state: C7's and C8's trapezoidal histories, C13's voltage and its
+# past currents, newest first (the wide-band rule's memory)
+HISTORY = WIDEBAND_WEIGHTS.size - 1
+H7, H8, V13, I13 = 0, 1, 2, 3
+OPAMP_STATES = I13 + HISTORY
+WIDEBAND_RATIOS = WIDEBAND_WEIGHTS[1:] / WIDEBAND_WEIGHTS[0]  # companion_history's ratios
 # layout of a channel's anti-aliasing memory: the previous wave up to the diode pair, the
 # antiderivative and the wave reflected there (klon.wdf.tree.antialiased_diode_pair's memory),
 # U1B's previous unclamped output
@@ -132,7 +150,7 @@ class GainStageState(NamedTuple):
     clip_z: np.ndarray
     pre_result: np.ndarray
     clip_result: np.ndarray
-    opamp_state: np.ndarray  # channels x (C7, C8, C13 histories)
+    opamp_state: np.ndarray  # channels x OPAMP_STATES (H7 .. I13)
     adaa: np.ndarray  # channels x (WAVE, WAVE_ANTIDERIVATIVE, WAVE_REFLECTED, AMP)
 
 
@@ -173,8 +191,9 @@ def run_gain_stage(x, y, s):
             state_space_step(pre_matrix, pz, n_pre, 1, ROOT_IDEAL_VOLTAGE_SOURCE, 0, clip_root,
                              coef[PRE_PORT], pr)
             # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
-            h7 = opamp_state[ch, 0]
-            h8 = opamp_state[ch, 1]
+            op = opamp_state[ch]
+            h7 = op[H7]
+            h8 = op[H8]
             m = h7 * leg
             v_plus = pr[n_pre]
             # in the linear range v- = v+; past the swing the clamped output drives the divider
@@ -188,8 +207,8 @@ def run_gain_stage(x, y, s):
                 v_amp = min(max(u, amp_low), amp_high)
             v_minus = (y8 * v_amp - h8 + m) * inv_divider
             i_leg = k * v_minus - m
-            opamp_state[ch, 0] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
-            opamp_state[ch, 1] = 2.0 * g8 * (v_amp - v_minus) - h8
+            op[H7] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
+            op[H8] = 2.0 * g8 * (v_amp - v_minus) - h8
             # 3. clipper + FF2, driven by U1B's output and vi
             cz = clip_z[ch]
             cr = clip_result[ch]
@@ -201,11 +220,13 @@ def run_gain_stage(x, y, s):
             else:
                 state_space_step(clip_matrix, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
                                  port, cr)
-            # 4. summing amp: the four branch currents through R20 || C13
+            # 4. summing amp: the four branch currents through R20 || C13 (whose current, from
+            # the output into the summing node, is g13 v_out - h13)
             i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
-            h13 = opamp_state[ch, 2]
-            v_out = min(max(-(i_sum + h13) * inv_y20, sum_low), sum_high)
-            opamp_state[ch, 2] = -2.0 * g13 * v_out - h13
+            h13 = companion_history(g13, op[V13], op[I13:I13 + HISTORY], WIDEBAND_RATIOS)
+            v_out = min(max((h13 - i_sum) * inv_y20, sum_low), sum_high)
+            op[V13] = v_out
+            _remember(op, I13, g13 * v_out - h13)
             y[ch, t] = v_out
     for ch in range(n_channels):
         finite = _flush(pre_z[ch], n_pre) & _flush(clip_z[ch], n_clip)
@@ -219,6 +240,14 @@ def run_gain_stage(x, y, s):
             adaa[ch, :] = 0.0
             if antialiasing:
                 set_antialiasing_memory(adaa[ch], 0.0, clip_root, port)
+
+
+@njit(cache=True, inline="always")
+def _remember(op, first, current):
+    """The newest current in front of op[first:first + HISTORY], the oldest dropped."""
+    for i in range(first + HISTORY - 1, first, -1):
+        op[i] = op[i - 1]
+    op[first] = current
 
 
 @njit(cache=True, inline="always")
@@ -361,7 +390,8 @@ class GainStage(Processor):
         self.gang_a_top = self.preamp.pot(gang_a_top)
         self.gang_b_top = self.clipper.pot(gang_b_top)
         self.gang_b_bottom = self.clipper.pot(gang_b_bottom)
-        g7, g8, g13 = (2.0 * cap * high_rate for cap in (c.C7, c.C8, c.C13))
+        g7, g8 = (2.0 * cap * high_rate for cap in (c.C7, c.C8))  # trapezoidal
+        g13 = c.C13 * high_rate / WIDEBAND_WEIGHTS[0]  # the wide-band rule
         self.coef = np.zeros(15)
         self.coef[ANTIALIASING] = 1.0 if antialiasing else 0.0
         self.coef[[Y7, G7, Y8, G8, Y20, G13]] = (1 / c.R11 + g7, g7, 1 / c.R12 + g8, g8,
@@ -404,7 +434,7 @@ class GainStage(Processor):
             self.coef, self.preamp.matrix, self.clipper.matrix, self.clipper.root_params,
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
-            np.zeros((channels, 3)), np.zeros((channels, 4)))
+            np.zeros((channels, OPAMP_STATES)), np.zeros((channels, 4)))
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.kernel_args = plain(self.kernel_state)
         self.prepare(0)
