@@ -15,7 +15,8 @@ exact to 16 kHz at every rate from 88.2 kHz up (tests/test_dsp.py).
 
 It is not A-stable: a stiff capacitor (time constant below a few samples) needs the trapezoidal
 rule. In companion form, i_n = g v_n - h_n with g = C / (T w0) and
-h_n = g v_(n-1) + sum_(k>=1) (w_k / w0) i_(n-k); `companion_history` computes h_n.
+h_n = g v_(n-1) + sum_(k>=1) (w_k / w0) i_(n-k); `companion_history` computes h_n from the
+WIDEBAND_HISTORY past currents (newest first), and `remember_current` keeps them.
 """
 import numpy as np
 from numba import njit
@@ -32,6 +33,8 @@ WIDEBAND_WEIGHTS = np.array([
     0.14568854333945086, -0.034092136288311675,
 ])
 WIDEBAND_WEIGHTS.flags.writeable = False
+WIDEBAND_HISTORY = WIDEBAND_WEIGHTS.size - 1  # past currents the rule reads
+WIDEBAND_RATIOS = WIDEBAND_WEIGHTS[1:] / WIDEBAND_WEIGHTS[0]  # companion_history's ratios
 
 
 def wideband_weights(taps=WIDEBAND_TAPS, order=WIDEBAND_ORDER, edge=WIDEBAND_EDGE, points=400):
@@ -59,10 +62,17 @@ def relative_response(weights, frequency, sample_rate):
 
 
 @njit(cache=True, inline="always")
-def companion_history(g, v_previous, currents, ratios):
-    """h_n = g v_(n-1) + sum_k ratios[k] currents[k]: currents[k] is i_(n-1-k), ratios[k] is
-    w_(k+1) / w_0."""
+def companion_history(g, v_previous, currents):
+    """h_n = g v_(n-1) + sum_k WIDEBAND_RATIOS[k] currents[k], currents[k] being i_(n-1-k)."""
     h = g * v_previous
-    for k in range(ratios.shape[0]):
-        h += ratios[k] * currents[k]
+    for k in range(WIDEBAND_HISTORY):
+        h += WIDEBAND_RATIOS[k] * currents[k]
     return h
+
+
+@njit(cache=True, inline="always")
+def remember_current(currents, current):
+    """The newest current in front of currents[:WIDEBAND_HISTORY], the oldest dropped."""
+    for k in range(WIDEBAND_HISTORY - 1, 0, -1):
+        currents[k] = currents[k - 1]
+    currents[0] = current

@@ -61,7 +61,12 @@ from klon.core.errors import KlonError
 from klon.core.glide import CURRENT, REMAINING, smoother_ahead, smoother_settle, smoother_skip
 from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor
-from klon.dsp.integration import WIDEBAND_WEIGHTS, companion_history
+from klon.dsp.integration import (
+    WIDEBAND_HISTORY,
+    WIDEBAND_WEIGHTS,
+    companion_history,
+    remember_current,
+)
 from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
 from klon.pedal import components as c
 from klon.pedal.stages import (
@@ -85,10 +90,8 @@ TINY = 1e-30  # states below this become zero once per kernel call (normal signa
  CLIP_PORT, ANTIALIASING, ADAA_PORT) = range(15)
 # layout of a channel's op-amp state: C7's and C8's trapezoidal histories, C13's voltage and its
 # past currents, newest first (the wide-band rule's memory)
-HISTORY = WIDEBAND_WEIGHTS.size - 1
 H7, H8, V13, I13 = 0, 1, 2, 3
-OPAMP_STATES = I13 + HISTORY
-WIDEBAND_RATIOS = WIDEBAND_WEIGHTS[1:] / WIDEBAND_WEIGHTS[0]  # companion_history's ratios
+OPAMP_STATES = I13 + WIDEBAND_HISTORY
 # layout of a channel's anti-aliasing memory: the previous wave up to the diode pair, the
 # antiderivative and the wave reflected there (klon.wdf.tree.antialiased_diode_pair's memory),
 # U1B's previous unclamped output
@@ -223,10 +226,10 @@ def run_gain_stage(x, y, s):
             # 4. summing amp: the four branch currents through R20 || C13 (whose current, from
             # the output into the summing node, is g13 v_out - h13)
             i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
-            h13 = companion_history(g13, op[V13], op[I13:I13 + HISTORY], WIDEBAND_RATIOS)
+            h13 = companion_history(g13, op[V13], op[I13:])
             v_out = min(max((h13 - i_sum) * inv_y20, sum_low), sum_high)
             op[V13] = v_out
-            _remember(op, I13, g13 * v_out - h13)
+            remember_current(op[I13:], g13 * v_out - h13)
             y[ch, t] = v_out
     for ch in range(n_channels):
         finite = _flush(pre_z[ch], n_pre) & _flush(clip_z[ch], n_clip)
@@ -240,14 +243,6 @@ def run_gain_stage(x, y, s):
             adaa[ch, :] = 0.0
             if antialiasing:
                 set_antialiasing_memory(adaa[ch], 0.0, clip_root, port)
-
-
-@njit(cache=True, inline="always")
-def _remember(op, first, current):
-    """The newest current in front of op[first:first + HISTORY], the oldest dropped."""
-    for i in range(first + HISTORY - 1, first, -1):
-        op[i] = op[i - 1]
-    op[first] = current
 
 
 @njit(cache=True, inline="always")

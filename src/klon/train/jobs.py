@@ -92,10 +92,12 @@ def load_data(source: DataSource, gain: float | None) -> PairedAudio:
 def initial_model(init: str | os.PathLike | None, gain: float | None) -> str | None:
     """The model file a run at `gain` starts from: `init` itself, or the set's file for that
     gain when `init` is a folder of them."""
-    if init is None or not Path(init).is_dir():
-        if init is not None and not Path(init).exists():
+    if init is None:
+        return None
+    if not Path(init).is_dir():
+        if not Path(init).exists():
             raise KlonError(f"--init: no model at '{init}'")
-        return None if init is None else os.fspath(init)
+        return os.fspath(init)
     if gain is None:
         raise KlonError(f"--init: '{init}' is a folder: name the model file, or give --gain")
     path = Path(init) / model_file_name(gain)

@@ -63,7 +63,7 @@ class TrainConfig:
     zero_start: int = 0  # samples of silence from a zero state scored in each minibatch
     schedule: str = "plateau"  # "plateau": halve on plateaus; "cosine": anneal to the end
     loss: str = "pooled"  # "pooled": one ESR over the minibatch; "clip": the mean of clip ESRs
-    init: str = None  # a model file whose weights the run starts from (fine-tuning)
+    init: str | None = None  # a model file whose weights the run starts from (fine-tuning)
 
 
 @dataclass

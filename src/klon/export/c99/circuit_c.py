@@ -23,18 +23,12 @@ import numpy as np
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
 from klon.core.processor import GLIDE_SECONDS, check_sample_rate
-from klon.dsp.integration import WIDEBAND_WEIGHTS
+from klon.dsp.integration import WIDEBAND_HISTORY, WIDEBAND_RATIOS, WIDEBAND_WEIGHTS
 from klon.dsp.oversampling import Oversampler, stage_taps
 from klon.export.c99.literals import c_literal, c_table, fill_template
 from klon.export.c99.wdf_c import derive_c
 from klon.pedal import components as c
-from klon.pedal.gain_stage import (
-    HISTORY,
-    RAMP_STEP,
-    WIDEBAND_RATIOS,
-    build_clipper_tree,
-    build_preamp_tree,
-)
+from klon.pedal.gain_stage import RAMP_STEP, build_clipper_tree, build_preamp_tree
 from klon.wdf.tree import ADAA_THRESHOLD
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -325,7 +319,7 @@ def _tables(diode, types):
     sizes = dict(PRE_STATES=pre.n_states, PRE_INPUTS=len(pre.source_names),
                  PRE_OUTPUTS=len(pre.output_nodes), CLIP_STATES=clip.n_states,
                  CLIP_INPUTS=len(clip.source_names), CLIP_OUTPUTS=len(clip.output_nodes),
-                 WIDEBAND_HISTORY=HISTORY)
+                 WIDEBAND_HISTORY=WIDEBAND_HISTORY)
     lines += [f"#define {name} {value}" for name, value in sizes.items()]
     lines.append(f"#define RAMP_STEP {RAMP_STEP}")
     lines.append(f"#define WIDEBAND_W0 {c_literal(WIDEBAND_WEIGHTS[0])}")
