@@ -1,8 +1,9 @@
-"""The circuit gain stage as generated C99 (klon.export.c99.circuit_c) against klon.pedal.GainStage.
+"""The circuit gain stage as generated C99 (klon.export.c99.circuit_c) against klon.pedal.GainStage,
+and the C pedal built on it (-DKLON_ENGINE_CIRCUIT) against klon.Centaur(engine="circuit").
 
 Built with the host gcc and the strict flags (a missing gcc fails these tests), run through
-ctypes on a guitar DI clip with the Gain knob moved mid-clip, streamed in the same blocks as
-the Python stage.
+ctypes on a guitar DI clip with the knobs moved mid-clip, streamed in the same blocks as
+the Python stage or pedal.
 """
 import ctypes
 import subprocess
@@ -15,7 +16,9 @@ from klon.core.metrics import esr
 from klon.dsp.synth import guitar_riff
 from klon.export import toolchain
 from klon.export.c99.circuit_c import PRECISIONS, write_circuit_gain
+from klon.export.c99.neural_c import export_c
 from klon.pedal import GainStage
+from klon.pedal.centaur import Centaur
 
 HOST_MATCH = 1e-5  # the issue's host-match tolerance: max abs error over the signal's peak
 SHIM = ('#include "klon_circuit_gain.h"\n'
@@ -35,6 +38,8 @@ def build(folder, **settings):
     lib.klon_circuit_gain_set_gain.argtypes = [ctypes.c_void_p, ctypes.c_float]
     lib.klon_circuit_gain_process.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                               ctypes.c_int]
+    lib.klon_circuit_gain_process_high.argtypes = lib.klon_circuit_gain_process.argtypes
+    lib.klon_circuit_gain_downsample.argtypes = lib.klon_circuit_gain_process.argtypes
     lib.klon_circuit_gain_reset.argtypes = [ctypes.c_void_p]
     lib.klon_cg_latency.argtypes = [ctypes.c_float]
     return lib
@@ -172,6 +177,83 @@ def test_knob_values_are_clamped(libraries, clip):
     np.testing.assert_array_equal(over.process(x), at_one.process(x))
     np.testing.assert_array_equal(CStage(lib, 44_100, -1.0).process(x),
                                   CStage(lib, 44_100, 0.0).process(x))
+
+
+def test_the_two_halves_compose_to_process_bit_for_bit(libraries, clip):
+    """process_high then downsample, in uneven blocks with the Gain gliding from sample 1500,
+    at 2x and 4x: klon_circuit_gain_process's samples exactly."""
+    lib = libraries["mixed"]
+    x = np.ascontiguousarray(clip[:6000], dtype=np.float32)
+    for rate, factor in ((22_050, 4), (48_000, 2)):
+        whole, split = CStage(lib, rate, 0.3), CStage(lib, rate, 0.3)
+        y, y_split = np.empty_like(x), np.empty_like(x)
+        high = np.zeros(factor * 500)
+        start, sizes, moved = 0, iter([1, 7, 64, 3, 500, 130] * 20), False
+        while start < x.size:
+            if start >= 1500 and not moved:
+                moved = True
+                whole.set_gain(0.9)
+                split.set_gain(0.9)
+            n = min(next(sizes), x.size - start)
+            y[start:start + n] = whole.process(x[start:start + n])
+            chunk = x[start:start + n]
+            assert lib.klon_circuit_gain_process_high(split.state, chunk.ctypes.data,
+                                                      high.ctypes.data, n) == factor * n
+            lib.klon_circuit_gain_downsample(split.state, high.ctypes.data,
+                                             y_split[start:].ctypes.data, n)
+            start += n
+        np.testing.assert_array_equal(y_split, y)
+        assert lib.klon_circuit_gain_process_high(split.state, x.ctypes.data, high.ctypes.data,
+                                                  0) == 0
+
+
+@pytest.fixture(scope="module")
+def circuit_pedal(tmp_path_factory):
+    """The exported pedal with the circuit gain stage (-DKLON_ENGINE_CIRCUIT), through ctypes."""
+    folder = tmp_path_factory.mktemp("circuit_pedal")
+    export_c(folder, circuit=True)
+    lib = ctypes.CDLL(str(toolchain.host_library(
+        [folder / "klon_pedal.c", folder / "klon_circuit_gain.c"], folder / "libpedal.so",
+        include_dirs=[folder], defines=["KLON_ENGINE_CIRCUIT"])))
+    f, p, i = ctypes.c_float, ctypes.c_void_p, ctypes.c_int
+    lib.klon_pedal_init.argtypes = [p, f, f, f, f]
+    lib.klon_pedal_set_params.argtypes = [p, f, f, f]
+    lib.klon_pedal_process.argtypes = [p, p, p, i]
+    lib.klon_pedal_latency.argtypes = [p]
+    return lib
+
+
+# uneven blocks (one sample to more than the pedal's 16-sample chunk and Python's 256 buffers)
+PEDAL_BLOCKS = [1, 7, 64, 300, 33, 128, 16, 511]
+
+
+@pytest.mark.parametrize("rate", [22_050, 44_100, 48_000, 96_000])
+def test_the_c_circuit_pedal_matches_centaur(circuit_pedal, clip, rate):
+    """klon_pedal_* with the circuit gain stage against Centaur(engine="circuit") streamed in
+    the same uneven blocks: the treble control runs at the oversampled rate in both (between the
+    gain stage and the down-sampler), its 50 ms glide counted there. Gain 0.3, Treble 0.5,
+    Level 0.5; at 0.15 s Gain glides to 0.9, Treble to 0.15, Level to 0.8. 0.3 s of the clip,
+    taken as being at `rate` (22.05 kHz runs at 4x)."""
+    lib = circuit_pedal
+    x = np.ascontiguousarray(clip[:int(0.3 * rate)], dtype=np.float32)
+    state = ctypes.create_string_buffer(1 << 16)
+    assert lib.klon_pedal_init(state, rate, 0.3, 0.5, 0.5) == 0
+    pedal = Centaur(rate, 0.3, 0.5, 0.5, engine="circuit")
+    assert lib.klon_pedal_latency(state) == pedal.latency
+    y, reference = np.zeros_like(x), np.zeros(x.size)
+    start, block, moved = 0, 0, False
+    while start < x.size:
+        stop = min(start + PEDAL_BLOCKS[block % len(PEDAL_BLOCKS)], x.size)
+        block += 1
+        if not moved and stop > x.size // 2:
+            moved = True
+            assert lib.klon_pedal_set_params(state, 0.9, 0.15, 0.8) == 0
+            pedal.gain, pedal.treble, pedal.level = 0.9, 0.15, 0.8
+        lib.klon_pedal_process(state, x[start:].ctypes.data, y[start:].ctypes.data, stop - start)
+        reference[start:stop] = pedal.process(x[start:stop].astype(np.float64))
+        start = stop
+    assert np.max(np.abs(reference)) > 0.1
+    assert relative_error(y, reference) <= HOST_MATCH
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
