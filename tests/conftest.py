@@ -6,6 +6,8 @@ and their LTspice targets (klon-ltspice) and the published models (chowcentaur-m
 of the project's claims fail without it; tests that only use it where it is there are marked
 `needs_data` and skip.
 """
+import fcntl
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +72,18 @@ def run_klon(*args, command=KLON, cwd=None,
     text."""
     return subprocess.run([*map(str, command), *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+def built_plugins(tmp_path_factory) -> Path:
+    """The plugins (`klon export plugin`: every format and channel layout) built once per test
+    run and shared by the worker processes: the first to ask builds them, the others wait."""
+    from klon.export.plugin.build import export_plugin
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's own
+    out, done = root / "klon-plugins", root / "klon-plugins.built"
+    with open(root / "klon-plugins.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            export_plugin(out, force=True)
+            done.touch()
+    return out

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from klon.core.errors import KlonError
 from klon.export.c99.neural_c import render_library
+from klon.export.plugin import FORMATS, LAYOUTS
 
 SOURCES = Path(__file__).with_name("sources")
-FORMATS = ("lv2", "vst3", "clap", "jack")
-LAYOUTS = ("klon_mono", "klon_mono_stereo", "klon_stereo")
 # the model sets of the neural engine: the default, and the one that runs natively at 48 kHz
 # (klon.neural.gain_stage.DEFAULT_MODELS); the circuit engine's files go beside the first
 NEURAL_SETS = {"neural": "circuit", "neural-48k": "circuit-48k"}
@@ -36,14 +35,18 @@ def bundle_names(layout: str, fmt: str) -> str:
             "jack": layout}[fmt]
 
 
-def parse_formats(text: str) -> tuple[str, ...]:
-    """'lv2,vst3' -> ('lv2', 'vst3'), checked."""
-    formats = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise KlonError(f"unknown plugin format {', '.join(unknown) or repr(text)}: choose from "
-                        f"{', '.join(FORMATS)}")
-    return formats
+def parse_list(text: str, choices: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """'lv2,vst3' -> ('lv2', 'vst3'), each checked against choices."""
+    items = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    check_choices(items, choices, what)
+    return items
+
+
+def check_choices(items: tuple[str, ...], choices: tuple[str, ...], what: str) -> None:
+    unknown = [item for item in items if item not in choices]
+    if unknown or not items:
+        raise KlonError(f"unknown {what} {', '.join(map(repr, unknown)) or '(none given)'}: "
+                        f"choose from {', '.join(choices)}")
 
 
 def check_toolchain() -> None:
@@ -85,10 +88,8 @@ def export_plugin(out_dir: str | os.PathLike, formats: tuple[str, ...] = FORMATS
                   jobs: int | None = None) -> list[Path]:
     """Build the plugins (each format in each channel layout) into out_dir (new or empty, or
     replaced whole with force); returns the bundles' paths."""
-    unknown = [layout for layout in layouts if layout not in LAYOUTS]
-    if unknown or not layouts:
-        raise KlonError(f"unknown channel layout {', '.join(unknown)}: choose from "
-                        f"{', '.join(LAYOUTS)}")
+    check_choices(formats, FORMATS, "plugin format")
+    check_choices(layouts, LAYOUTS, "channel layout")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise KlonError(f"{out} is a file: give a folder for the plugins")
@@ -117,8 +118,7 @@ def install(bundles: list[Path], home: Path | None = None) -> list[Path]:
     home = Path.home() if home is None else home
     installed = []
     for bundle in bundles:
-        fmt = next((f for f in FORMATS if bundle.name == bundle_names(bundle.name.split(".")[0], f)),
-                   "jack")
+        fmt = bundle.suffix[1:] or "jack"  # the JACK program alone has no suffix
         target = home / INSTALL_DIRS[fmt] / bundle.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir():
