@@ -22,7 +22,8 @@ Issue 15 again (the top end: C13 on the wide-band multistep rule) re-rendered th
 they moved by up to 9.6e-3 V (Gain 1, Level 0.3), through the top octaves. The KLON_API marks
 on the C library's functions and the circuit pedal's treble control at the oversampled rate
 (the circuit gain stage's oversampling split in two) re-recorded the export hashes only: every
-output stayed bit-identical; so did the circuit pedal leaving a Gain at its target alone.
+output stayed bit-identical; so did the circuit pedal leaving a Gain at its target alone, and the
+clamps written as comparisons off ARM.
 """
 import hashlib
 import re

@@ -204,9 +204,18 @@ static void advance_weights(klon_plugin *p, int n)
     }
 }
 
+/* one engine on one channel; a pedal whose output is not finite (it never should be: its input
+   is finite, and clamped where it enters the pedal) restarts from rest, silent for that piece */
 static void run_engine(klon_plugin *p, int e, int c, const float *in, float *out, int n)
 {
+    int t, finite = 1;
     p->engines[e]->process(p->pedal[e][c], in, out, n);
+    for (t = 0; t < n; t++)
+        finite &= isfinite(out[t]) != 0;
+    if (!finite) {
+        p->engines[e]->reset(p->pedal[e][c]);
+        memset(out, 0, (size_t)n * sizeof(float));
+    }
     delay_run(&p->aligned[e][c], out, n);
 }
 
@@ -218,7 +227,8 @@ static void process_piece(klon_plugin *p, const float *const *in, float *const *
     int wet_moves = p->wet != p->wet_target;
     advance_weights(p, n);
     for (c = 0; c < p->channels; c++) {
-        memcpy(p->input, in[c] + start, (size_t)n * sizeof(float));
+        for (t = 0; t < n; t++) /* a host's NaN or Inf is silence to the pedal, never its state */
+            p->input[t] = isfinite(in[c][start + t]) ? in[c][start + t] : 0.0f;
         run_engine(p, p->engine, c, p->input, p->heard, n);
         if (fading) {
             run_engine(p, previous, c, p->input, p->faded, n);

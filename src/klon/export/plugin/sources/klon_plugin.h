@@ -16,6 +16,8 @@
  *   the first audio (a host setting up, restoring a session) every control takes its value at
  *   once.
  *
+ * - NaN or Inf from the host is silence to the pedals, so the output is always finite.
+ *
  * Everything is allocated by klon_plugin_new; nothing after. A rate the pedals do not run at
  * (outside 22050..192000 Hz, or not whole) passes the input through unchanged, latency 0.
  */
