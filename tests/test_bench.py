@@ -111,6 +111,9 @@ def test_streaming_times_whole_blocks_only():
     (["--models", "no-such-set"], "no model set 'no-such-set'"),
     (["--engines", "circuit", "--models", "ltspice"], "--models chooses the models"),
     (["--sample-rate", "8000", "--engines", "circuit"], "unsupported sample rate"),
+    (["--engines", "vst3-circuit"], "the vst3 engines need the plugins"),
+    (["--engines", "vst3-neural", "--plugins", "no-such-folder"],
+     "no klon_stereo.vst3 in no-such-folder"),
 ])
 def test_bad_options_end_in_one_line(args, message, tmp_path, capsys):
     assert main(["bench", "--out", str(tmp_path / "out"), *args]) == 2

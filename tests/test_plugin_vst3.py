@@ -3,9 +3,11 @@ pedal does, at the host's rate, with the latency the host compensates, streamed 
 moves, and their state survives a round trip. Engine switches and bypass do not click.
 (pedalboard hosts only as many outputs as inputs: the mono-to-stereo layout is tested in the
 CLAP and LV2 hosts.)"""
+import json
+
 import numpy as np
 import pytest
-from conftest import built_plugins, di_clip, sine
+from conftest import built_plugins, di_clip, run_klon, sine
 
 from klon import Centaur
 
@@ -142,3 +144,16 @@ def test_switching_engine_or_bypass_while_playing_does_not_click(plugins, contro
     setattr(alone, control, sides[1])
     end = alone(x[None], rate)[0][:y.size][-rate // 8:]
     assert relative_error(y[-rate // 8:], end) < 1e-3
+
+
+def test_klon_bench_times_the_plugins_beside_the_seed(plugins, tmp_path):
+    """The seed's benchmark with the plugins: pedalboard calls process block by block."""
+    result = run_klon("bench", "--engines", "vst3-circuit,vst3-neural", "--plugins", plugins,
+                      "--seconds", "0.5", "--blocks", "8,4096", "--repeats", "1", "--json",
+                      "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert {(r["engine"], r["block_size"]) for r in records} == {
+        (e, b) for e in ("vst3-circuit", "vst3-neural") for b in (8, 4096)}
+    assert all(0 < r["seconds_per_second"]["median"] < 10 for r in records)
+    assert "seed/vst3-circuit" in (tmp_path / "bench.md").read_text()

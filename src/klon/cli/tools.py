@@ -30,7 +30,10 @@ def add_parsers(commands) -> None:
     b.add_argument("--engines", default=None,
                    help="comma list of circuit, neural (the whole pedals), gru (one GRU-8 model "
                         "alone), torch-gru (torch.nn.GRU(1, 8) + Linear; skipped without torch) "
-                        "(default: all four)")
+                        "(default: those four), vst3-circuit, vst3-neural (the plugins in "
+                        "pedalboard, each engine: give --plugins)")
+    b.add_argument("--plugins", default=None, metavar="DIR",
+                   help="a `klon export plugin` folder, for the vst3 engines")
     b.add_argument("--models", default=None, metavar="NAME|DIR",
                    help="model set of the neural and gru engines (default: the neural engine's "
                         "default, else the shipped 'ltspice')")
@@ -100,7 +103,7 @@ def bench(args: argparse.Namespace) -> None:
     blocks = _list(args.blocks, "blocks", int) if args.blocks is not None else b.BLOCKS
     engines = _list(args.engines, "engines") if args.engines is not None else b.ENGINES
     result = b.run_bench(args.seconds, blocks, engines, args.sample_rate, args.channels,
-                         args.repeats, args.models, args.clock)
+                         args.repeats, args.models, args.clock, args.plugins)
     paths = b.write_outputs(result, args.out)
     # with --json, stdout holds the JSON alone
     print(b.text_table(result), file=sys.stderr if args.json else sys.stdout)

@@ -22,9 +22,13 @@ from klon.core.figures import pyplot, save_figure
 from klon.core.files import atomic_write
 
 ENGINES = ("circuit", "neural", "gru", "torch-gru")
+# the plugins (klon export plugin) in a VST3 host, pedalboard: asked for by name
+PLUGIN_ENGINES = ("vst3-circuit", "vst3-neural")
 BLOCKS = (8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 RATIOS = (("neural", "circuit"), ("torch-gru", "gru"))
+# the seed's columns the plugins are held to (the issue's goal: 5x faster at every block size)
+SEED_COLUMN = {"vst3-circuit": 0, "vst3-neural": 1}
 
 # The seed's table (the talk's "Results: Performance"): the original C++ plugin, whole pedal,
 # stereo 44.1 kHz, 100 s of white noise, on a 2017 laptop; block size: (circuit, neural) s/s.
@@ -38,18 +42,21 @@ SEED_SECONDS = {
 
 class Runner:
     """One engine ready to stream: `process(block, out)`, `reset()`, and `context()` to hold
-    around the timing (torch's inference mode and thread count)."""
+    around the timing (torch's inference mode and thread count). A plugin's runner has
+    `render(audio, block)` instead: its host streams the blocks itself, in compiled code."""
 
-    def __init__(self, process, reset, context=contextlib.nullcontext):
+    def __init__(self, process, reset, context=contextlib.nullcontext, render=None):
         self.process, self.reset, self.context = process, reset, context
+        self.render = render
 
 
 def check_settings(seconds: float, blocks: list[int], engines: list[str], sample_rate: float,
                    channels: int, repeats: int) -> None:
     """Refuse what cannot be measured, before anything is built."""
-    unknown = [e for e in engines if e not in ENGINES]
+    unknown = [e for e in engines if e not in ENGINES + PLUGIN_ENGINES]
     if unknown:
-        raise KlonError(f"unknown engine(s) {', '.join(unknown)}: choose from {', '.join(ENGINES)}")
+        raise KlonError(f"unknown engine(s) {', '.join(unknown)}: choose from "
+                        f"{', '.join(ENGINES + PLUGIN_ENGINES)}")
     if len(set(engines)) != len(engines) or len(set(blocks)) != len(blocks):
         raise KlonError("--engines and --blocks must not repeat an entry")
     bad = [b for b in blocks if b < 1]
@@ -88,6 +95,31 @@ def gru_model_file(models: str | os.PathLike) -> tuple:
         if spec.gain == 0.5:
             return file, spec
     return files[len(files) // 2], specs[len(files) // 2]
+
+
+def plugin_runner(engine: str, sample_rate: float, channels: int,
+                  plugins: str | os.PathLike) -> tuple[Runner, str]:
+    """A klon VST3 plugin in pedalboard, its engine chosen, rendering whole signals at a block
+    size (pedalboard's buffer_size: the host calls the plugin's process once per block, as the
+    seed's benchmark did)."""
+    try:
+        import pedalboard
+    except ImportError:
+        raise KlonError("the vst3 engines need pedalboard: scripts/setup --plugins") from None
+    if channels > 2:
+        raise KlonError("the plugins take 1 or 2 channels: --channels 1 or 2")
+    layout = "klon_mono" if channels == 1 else "klon_stereo"
+    path = os.path.join(plugins, f"{layout}.vst3")
+    if not os.path.isdir(path):
+        raise KlonError(f"no {layout}.vst3 in {plugins}: klon export plugin {plugins}")
+    plugin = pedalboard.load_plugin(path)
+    plugin.engine = engine.removeprefix("vst3-")
+
+    def render(audio, block):
+        plugin(audio, sample_rate, buffer_size=block, reset=True)
+
+    return (Runner(None, plugin.reset, render=render),
+            f"{layout}.vst3 in pedalboard {pedalboard.__version__} ({path})")
 
 
 def make_runner(engine: str, sample_rate: float, channels: int,
@@ -162,8 +194,16 @@ def time_runner(runner: Runner, audio: np.ndarray, block: int, repeats: int,
     """Seconds to stream `audio` (channels x frames) block by block, once per repeat, and the
     frames streamed (whole blocks only)."""
     n_blocks = audio.shape[1] // block
-    out = np.empty((audio.shape[0], block), dtype=np.float32)
     times = []
+    if runner.render is not None:
+        audio = audio[:, :n_blocks * block]
+        runner.render(audio[:, :block], block)  # loads and warms up, untimed
+        for _ in range(repeats):
+            start = clock()
+            runner.render(audio, block)
+            times.append(clock() - start)
+        return times, n_blocks * block
+    out = np.empty((audio.shape[0], block), dtype=np.float32)
     with runner.context():
         runner.process(audio[:, :block], out)  # compiles (numba) and warms up, untimed
         for _ in range(repeats):
@@ -218,9 +258,11 @@ class Progress:
 
 def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate: int = 44_100,
               channels: int = 2, repeats: int = 3, models: str | os.PathLike | None = None,
-              clock: str = "wall", log=sys.stderr) -> dict:
+              clock: str = "wall", plugins: str | os.PathLike | None = None,
+              log=sys.stderr) -> dict:
     """Measure every engine at every block size: a dict with the machine, the settings, notes
-    (engines skipped, models used) and one record per engine and block size."""
+    (engines skipped, models used) and one record per engine and block size. The vst3 engines
+    run the plugins in `plugins` (a `klon export plugin` folder)."""
     blocks, engines = [int(b) for b in blocks], list(engines)
     check_settings(seconds, blocks, engines, sample_rate, channels, repeats)
     if clock not in CLOCKS:
@@ -230,8 +272,14 @@ def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate
         raise KlonError("--models chooses the models of the neural and gru engines: add one")
     if {"neural", "gru"} & set(engines):
         models = resolve_models(models, sample_rate)
+    if set(PLUGIN_ENGINES) & set(engines) and plugins is None:
+        raise KlonError("the vst3 engines need the plugins: klon export plugin DIR, then "
+                        "--plugins DIR")
     runners = {}
     for engine in engines:
+        if engine in PLUGIN_ENGINES:  # a missing plugin is the user's to fix, as the circuit's
+            runners[engine], notes[engine] = plugin_runner(engine, sample_rate, channels, plugins)
+            continue
         try:
             runners[engine], notes[engine] = make_runner(engine, sample_rate, channels, models)
         except ImportError:
@@ -267,7 +315,8 @@ def run_bench(seconds: float = 10.0, blocks=BLOCKS, engines=ENGINES, sample_rate
     info["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     settings = {"seconds": seconds, "blocks": blocks, "engines": engines,
                 "sample_rate": sample_rate, "channels": channels, "repeats": repeats,
-                "models": asked, "clock": clock}
+                "models": asked, "clock": clock, "plugins": None if plugins is None
+                else str(plugins)}
     return {"machine": info, "settings": settings, "notes": notes, "records": records}
 
 
@@ -286,6 +335,8 @@ def command_line(settings: dict) -> str:
         parts.append(f"--models {settings['models']}")
     if settings["clock"] != "wall":
         parts.append(f"--clock {settings['clock']}")
+    if settings.get("plugins") is not None:
+        parts.append(f"--plugins {settings['plugins']}")
     return " ".join(parts)
 
 
@@ -296,14 +347,17 @@ def _table(result):
     engines = [e for e in result["settings"]["engines"] if (e, result["settings"]["blocks"][0])
                in medians]
     ratios = [(a, b) for a, b in RATIOS if a in engines and b in engines]
+    against_seed = [e for e in engines if e in SEED_COLUMN]
     header = (["block"] + engines + [f"{a}/{b}" for a, b in ratios]
-              + ["seed circuit", "seed neural"])
+              + ["seed circuit", "seed neural"] + [f"seed/{e}" for e in against_seed])
     rows = []
     for block in result["settings"]["blocks"]:
         seed = SEED_SECONDS.get(block, (None, None))
         rows.append([str(block)] + [f"{medians[e, block]:.4f}" for e in engines]
                     + [f"{medians[a, block] / medians[b, block]:.3g}" for a, b in ratios]
-                    + [f"{s:.4f}" if s is not None else "-" for s in seed])
+                    + [f"{s:.4f}" if s is not None else "-" for s in seed]
+                    + [f"{seed[SEED_COLUMN[e]] / medians[e, block]:.2f}x"
+                       if seed[SEED_COLUMN[e]] is not None else "-" for e in against_seed])
     return header, rows
 
 
