@@ -157,3 +157,13 @@ def test_klon_bench_times_the_plugins_beside_the_seed(plugins, tmp_path):
         (e, b) for e in ("vst3-circuit", "vst3-neural") for b in (8, 4096)}
     assert all(0 < r["seconds_per_second"]["median"] < 10 for r in records)
     assert "seed/vst3-circuit" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_nan_and_inf_from_the_host_are_silence_to_the_pedal(plugins, guitar, engine):
+    x = guitar.copy()
+    x[[500, 501, 7_000]] = np.nan, np.inf, -np.inf
+    y = load(plugins, engine=engine, knobs=(0.7, 0.4, 0.6))(x[None], 44_100)[0]
+    silenced = np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+    reference = Centaur(44_100, 0.7, 0.4, 0.6, engine=engine)(silenced)
+    assert np.all(np.isfinite(y)) and relative_error(y, reference) <= TOLERANCE

@@ -10,6 +10,7 @@ The whole folder is made aside and renamed into place when every format built: a
 leaves nothing behind. `install` copies the bundles where hosts look for them.
 """
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -78,9 +79,16 @@ def build(src: Path, formats: tuple[str, ...], layouts: tuple[str, ...], jobs: i
         ["make", "-C", str(src), f"-j{jobs}", f"FORMATS={' '.join(formats)}",
          f"LAYOUTS={' '.join(layouts)}", f"DPF_PATH={DPF_PATH}"], capture_output=True, text=True)
     if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        errors = [line for line in lines if "error" in line.lower()] or lines[-1:]
-        raise KlonError(f"the plugin build failed: {errors[0] if errors else 'make failed'}")
+        raise KlonError(f"the plugin build failed: {first_error(result.stderr or result.stdout)}")
+
+
+def first_error(log: str) -> str:
+    """The line of a failed make that says why: a compiler's error, else make's own message
+    (not the "Error 2" lines each enclosing make adds), else the last line."""
+    lines = log.strip().splitlines() or ["make failed"]
+    compiler = [line for line in lines if "error:" in line]
+    stops = [line for line in lines if "***" in line and not re.search(r"\] Error \d+$", line)]
+    return (compiler or stops or lines[-1:])[0].strip()
 
 
 def export_plugin(out_dir: str | os.PathLike, formats: tuple[str, ...] = FORMATS,
