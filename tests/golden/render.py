@@ -23,7 +23,9 @@ they moved by up to 9.6e-3 V (Gain 1, Level 0.3), through the top octaves. The K
 on the C library's functions and the circuit pedal's treble control at the oversampled rate
 (the circuit gain stage's oversampling split in two) re-recorded the export hashes only: every
 output stayed bit-identical; so did the circuit pedal leaving a Gain at its target alone, and the
-clamps written as comparisons off ARM.
+clamps written as comparisons off ARM. The neural pedal's weights laid out with the unit last
+(u[gate][m][j], so the step's loop over the units vectorises) and the tanh's input clamp in a
+loop of its own off ARM re-recorded the export hashes only: every output stayed bit-identical.
 """
 import hashlib
 import re

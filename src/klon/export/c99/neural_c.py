@@ -4,8 +4,8 @@
 templates/ filled with
 - the models' weights as the Python kernels pack them (the architecture's pack: sigmoid gates
   halved, GRU biases folded), float32 values written with 9 significant digits so they
-  round-trip exactly, in a unit-major layout (all of one unit's weights together, so a step
-  walks one pointer);
+  round-trip exactly, each array with the unit last (u[gate][m][j], k[gate][input][j],
+  b[gate][j]), so a step's loop over the units reads contiguous memory and vectorises;
 - each model's rest state and the output it subtracts, as the Python engine's bank computes
   them (klon.neural.bank.rest_rows: the silence fixed point and the output there, so the
   pedal starts silent and 0 V in gives 0 V out);
@@ -99,47 +99,62 @@ def bank_specs(models: ModelPath | None = None, model: ModelPath | None = None
     return bank.specs, [float(p) for p in bank.positions], source
 
 
-def _unit_struct(kind: str) -> str:
-    """The C types of one unit's weights and of a model."""
+def _model_fields(kind: str) -> list[tuple[str, str, str]]:
+    """The float fields of the C klon_model, in order: (name, dimensions, comment). Every weight
+    array has the unit j as its last index, so a step's loop over the units reads it
+    contiguously (klon.neural.architectures.c_source). The order: the fewest Cortex-M7
+    instructions of the four measured (docs/embedded.md)."""
     arch = architecture(kind)
     gates = len(arch.GATES)
-    names = ", ".join(arch.GATES)
-    lines = ["typedef struct klon_unit {",
-             f"    float k[{gates}][KLON_INPUTS];   /* input weights, gates {names} */",
-             f"    float b[{gates}];                /* biases */"]
-    lines += ["    " + f"float {name};".ljust(27) + f"/* {comment} */"
-              for name, _, comment in arch.C_UNIT_FIELDS]
-    lines += [f"    float u[{gates}][KLON_HIDDEN];   /* weights from each unit of the previous "
-              "state */", "} klon_unit;", "",
-              "typedef struct klon_model {",
-              "    klon_unit unit[KLON_HIDDEN];",
-              "    float dense[KLON_HIDDEN];",
-              "    float dense_bias;",
-              "} klon_model;"]
-    return "\n".join(lines)
+    return ([("dense", "[KLON_HIDDEN]", "the Dense layer"), ("dense_bias", "", "its bias"),
+             ("k", f"[{gates}][KLON_INPUTS][KLON_HIDDEN]", "[gate][input][j]: input weights"),
+             ("b", f"[{gates}][KLON_HIDDEN]", "[gate][j]: biases")]
+            + [(name, "[KLON_HIDDEN]", f"[j]: {comment}")
+               for name, _, comment in arch.C_UNIT_FIELDS]
+            + [("u", f"[{gates}][KLON_HIDDEN][KLON_HIDDEN]",
+                "[gate][m][j]: from unit m of the previous state")])
+
+
+def _model_struct(kind: str) -> str:
+    """The C type of a model."""
+    lines = ["typedef struct klon_model {",
+             f"    /* gates {', '.join(architecture(kind).GATES)}; the unit j last */"]
+    lines += [f"    float {name}{dims};".ljust(44) + f" /* {comment} */"
+              for name, dims, comment in _model_fields(kind)]
+    return "\n".join(lines + ["} klon_model;"])
+
+
+def _rows(values: np.ndarray, indent: str) -> str:
+    """A nested brace initialiser, one innermost row to a line; a scalar's literal."""
+    if values.ndim == 0:
+        return c_float(values)
+    if values.ndim == 1:
+        return c_initialiser(values)
+    inner = indent + " "
+    return "{" + f",\n{inner}".join(_rows(v, inner) for v in values) + "}"
 
 
 def _model_initialiser(spec: ModelSpec, position: float | None) -> str:
-    """One klon_model's initialiser from the packed row the Python kernels run."""
+    """One klon_model's initialiser from the packed row the Python kernels run, whose blocks
+    already hold each gate's weights unit last (U[m][j], K[input][j], B[j])."""
     arch = architecture(spec.kind)
     H, k = spec.hidden_size, spec.inputs
     offsets, _ = arch.layout(H, k)
     row = arch.pack(spec)
-    gates = arch.GATES
-    units = []
-    for j in range(H):
-        kernel = ", ".join(c_initialiser(row[offsets[f"K{g}"] + i * H + j] for i in range(k))
-                           for g in gates)
-        bias = c_initialiser(row[offsets[f"B{g}"] + j] for g in gates)
-        recurrent = ", ".join(c_initialiser(row[offsets[f"U{g}"] + m * H + j] for m in range(H))
-                              for g in gates)
-        extra = "".join(f" {c_float(row[offsets[block] + j])},"
-                        for _, block, _ in arch.C_UNIT_FIELDS)
-        units.append(f"        {{{{{kernel}}}, {bias},{extra}\n         {{{recurrent}}}}}")
-    dense = c_initialiser(row[offsets["W"]:offsets["W"] + H])
+
+    def block(name, *shape):
+        return row[offsets[name]:offsets[name] + int(np.prod(shape))].reshape(shape)
+
+    values = {"dense": block("W", H), "dense_bias": row[offsets["BD"]],
+              "k": np.stack([block(f"K{g}", k, H) for g in arch.GATES]),
+              "b": np.stack([block(f"B{g}", H) for g in arch.GATES]),
+              "u": np.stack([block(f"U{g}", H, H) for g in arch.GATES]),
+              **{name: block(row_block, H) for name, row_block, _ in arch.C_UNIT_FIELDS}}
+    indent = "      "
     gain = "any Gain" if position is None else f"Gain {position:g}"
-    return (f"    {{ /* {spec.name}: {gain} */\n      {{\n" + ",\n".join(units) + "\n      },\n"
-            f"      {dense},\n      {c_float(row[offsets['BD']])}}}")
+    return (f"    {{ /* {spec.name}: {gain} */\n"
+            + ",\n".join(f"{indent}{_rows(values[name], indent)}"
+                          for name, _, _ in _model_fields(spec.kind)) + "}")
 
 
 def _rest_initialiser(spec: ModelSpec, row: np.ndarray) -> str:
@@ -184,7 +199,7 @@ def render_pedal(models: ModelPath | None = None, model: ModelPath | None = None
     models_doc = ", ".join(f"{s.name} ({'any Gain' if single else f'Gain {p:g}'})"
                            for s, p in pairs)
     model_code = "\n".join([
-        _unit_struct(kind), "",
+        _model_struct(kind), "",
         "static const klon_model klon_models[KLON_MODELS] = {",
         ",\n".join(_model_initialiser(s, None if single else p) for s, p in pairs),
         "};", "",

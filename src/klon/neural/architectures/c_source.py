@@ -1,12 +1,18 @@
 """Pieces of the C step that every architecture shares (klon.export.c99.neural_c puts the
 step into klon_pedal.c).
 
-The C step computes what the numba step computes, unit by unit, twice: in the numba kernel's
-order of operations (its balanced sums, with the multiply-adds LLVM fuses written as fmaf), so
-the default build matches the Python engine bit for bit, and under -DKLON_FAST_ACTIVATIONS as
-plain chains of multiply-adds (fewer instructions; the compiler fuses them where the target and
-flags allow). The weights of unit j sit together in a klon_unit (`w`): k[gate][input],
-b[gate], u[gate][unit of the previous state], then the architecture's own fields.
+The C step computes what the numba step computes, twice: in the numba kernel's order of
+operations (its balanced sums, with the multiply-adds LLVM fuses written as fmaf), so the default
+build matches the Python engine bit for bit, and under -DKLON_FAST_ACTIVATIONS as plain chains of
+multiply-adds (fewer instructions; the compiler fuses them where the target and flags allow).
+
+The weights are laid out with the unit j last and contiguous (klon_model `m`):
+u[gate][unit of the previous state][j], k[gate][input][j], b[gate][j], then the architecture's
+own fields, each [j]. Each gate's sum is written once, for unit j, inside a loop over j whose
+every access is m->..[j], a[.. + j] or a scalar (h0.., u0..): the loop over the units is
+elementwise, so a compiler runs it as vector operations (on x86-64 with AVX2 and FMA, eight units
+per instruction), each unit still through the very operations of the numba step, so the result
+is the same bit for bit. A target without vectors runs the same loop one unit at a time.
 """
 from collections.abc import Sequence
 
@@ -54,18 +60,18 @@ def either(exact: list[str], fast: list[str]) -> list[str]:
 
 
 def recurrent_terms(gate: int, hidden: int) -> list[Product]:
-    """The products of gate `gate`'s recurrent sum for the current unit."""
-    return [(f"h{m}", f"w->u[{gate}][{m}]") for m in range(hidden)]
+    """The products of gate `gate`'s recurrent sum for unit j."""
+    return [(f"h{m}", f"m->u[{gate}][{m}][j]") for m in range(hidden)]
 
 
 def input_sum(gate: int, inputs: int, exact: bool) -> str:
-    """Gate `gate`'s bias plus its inputs (u0 the audio, u1 a knob) for the current unit."""
+    """Gate `gate`'s bias plus its inputs (u0 the audio, u1 a knob) for unit j."""
     us = [f"u{i}" for i in range(inputs)]
     if not exact:
-        return chain(f"w->b[{gate}]", [(u, f"w->k[{gate}][{i}]") for i, u in enumerate(us)])
-    text = f"w->b[{gate}]"
+        return chain(f"m->b[{gate}][j]", [(u, f"m->k[{gate}][{i}][j]") for i, u in enumerate(us)])
+    text = f"m->b[{gate}][j]"
     for i, u in enumerate(us):
-        text = f"fmaf({u}, w->k[{gate}][{i}], {text})"
+        text = f"fmaf({u}, m->k[{gate}][{i}][j], {text})"
     return text
 
 
@@ -78,14 +84,17 @@ def pre_activation(gate: int, hidden: int, inputs: int, exact: bool) -> str:
 
 def step_head(gates: int, hidden: int, inputs: int) -> list[str]:
     """`klon_step`'s signature, the previous state read into h0.., the scratch array a (one
-    value per gate and unit) and the opening of the loop over units."""
+    value per gate and unit) and the opening of the loop over the units j."""
     params = ", ".join(f"float u{i}" for i in range(inputs))
     return [f"static float klon_step(const klon_model *m, float *state, {params})", "{",
             "    const float " + ", ".join(f"h{m} = state[{m}]" for m in range(hidden)) + ";",
             f"    float a[{gates * hidden}]; /* per gate and unit: pre-activations, then tanh */",
-            "    const klon_unit *w = m->unit;", "    int j;",
-            "    /* the sums of every gate of every unit, then the activations in one loop */",
-            f"    for (j = 0; j < {hidden}; j++, w++) {{"]
+            "    int j;",
+            "    /* the sums of every gate, for all units at once (the weights of unit j at [j], "
+            "so the loop",
+            "       runs as vector operations where the target has them), then the activations "
+            "in one loop */",
+            f"    for (j = 0; j < {hidden}; j++) {{"]
 
 
 def step_tail(hidden: int, inputs: int) -> list[str]:

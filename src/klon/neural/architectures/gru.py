@@ -18,7 +18,7 @@ from klon.neural.architectures import common
 KIND = "gru"
 GATES = ("z", "r", "c")  # the file's column order
 STATE_BLOCKS = ("HS",)  # the state in the row: h
-C_UNIT_FIELDS = (("rc", "RC", "the candidate's recurrent bias, halved"),)
+C_UNIT_FIELDS = (("rc", "RC", "the candidate's recurrent bias, halved"),)  # m->rc[j] in C
 
 
 def weight_shapes(hidden: int, inputs: int) -> dict[str, tuple[int, ...]]:
@@ -90,19 +90,20 @@ def step_source(hidden: int, inputs: int) -> str:
 
 
 def c_step(hidden: int, inputs: int) -> str:
-    """C of `klon_step`: the numba step unit by unit, the activations in blocks."""
+    """C of `klon_step`: the numba step, elementwise over the units, the activations in
+    blocks."""
     H = hidden
     lines = cs.step_head(len(GATES), H, inputs)
     # gate 2 holds the candidate's g = rc + h Uc until r is known
     lines += cs.either(
         [f"        a[j] = {cs.pre_activation(0, H, inputs, True)};",
          f"        a[{H} + j] = {cs.pre_activation(1, H, inputs, True)};",
-         f"        a[{2 * H} + j] = {cs.plus('w->rc', cs.pairs(cs.recurrent_terms(2, H)))};"],
+         f"        a[{2 * H} + j] = {cs.plus('m->rc[j]', cs.pairs(cs.recurrent_terms(2, H)))};"],
         [f"        a[j] = {cs.pre_activation(0, H, inputs, False)};",
          f"        a[{H} + j] = {cs.pre_activation(1, H, inputs, False)};",
-         f"        a[{2 * H} + j] = {cs.chain('w->rc', cs.recurrent_terms(2, H))};"])
+         f"        a[{2 * H} + j] = {cs.chain('m->rc[j]', cs.recurrent_terms(2, H))};"])
     lines += ["    }", f"    klon_tanh_block(a, {2 * H});",
-              f"    for (j = 0, w = m->unit; j < {H}; j++, w++) {{",
+              f"    for (j = 0; j < {H}; j++) {{",
               f"        const float g = a[{2 * H} + j];"]
     lines += cs.either(
         [f"        a[{2 * H} + j] = fmaf(g, a[{H} + j], {cs.input_sum(2, inputs, True)} + g);"],

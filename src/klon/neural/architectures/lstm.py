@@ -65,7 +65,8 @@ def step_source(hidden: int, inputs: int) -> str:
 
 
 def c_step(hidden: int, inputs: int) -> str:
-    """C of `klon_step`: the numba step unit by unit, the activations in blocks."""
+    """C of `klon_step`: the numba step, elementwise over the units, the activations in
+    blocks."""
     H = hidden
     gates = range(len(GATES))
     lines = cs.step_head(len(GATES), H, inputs)
