@@ -81,6 +81,15 @@ def test_other_model_shapes_match_the_python_engine(tmp_path, kind, hidden, inpu
     assert relative_error(y, python) <= 1e-5
 
 
+def test_one_audio_only_model_file_builds_strictly(tmp_path):
+    """`klon export c one.json` with a plain (not Gain-conditioned) model: one model, nothing
+    left unused for -Wall -Werror to refuse."""
+    from test_engine import random_model
+    (tmp_path / "one.json").write_text(json.dumps(random_model("gru", 8)))
+    export_c(tmp_path / "c", model=tmp_path / "one.json")
+    assert toolchain.host_library([tmp_path / "c" / "klon_pedal.c"], tmp_path / "one.so").exists()
+
+
 def test_the_fast_tanh_is_as_documented():
     assert tanh_error(FAST_TANH) < 2e-6
 

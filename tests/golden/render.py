@@ -25,7 +25,8 @@ on the C library's functions and the circuit pedal's treble control at the overs
 output stayed bit-identical; so did the circuit pedal leaving a Gain at its target alone, and the
 clamps written as comparisons off ARM. The neural pedal's weights laid out with the unit last
 (u[gate][m][j], so the step's loop over the units vectorises) and the tanh's input clamp in a
-loop of its own off ARM re-recorded the export hashes only: every output stayed bit-identical.
+loop of its own off ARM re-recorded the export hashes only: every output stayed bit-identical;
+so did a one-model export marking its Gain positions used.
 """
 import hashlib
 import re
