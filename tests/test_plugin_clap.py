@@ -263,7 +263,8 @@ def test_each_layout_loads_with_the_pedal_s_parameters_and_latency(plugins, host
 
 CASES = [(44_100, engine, knobs) for engine in ENGINES for knobs in KNOBS] \
     + [(rate, engine, knobs) for rate in RATES[1:] for engine in ENGINES
-       for knobs in (KNOBS[0], KNOBS[2])]
+       for knobs in (KNOBS[0], KNOBS[2])] \
+    + [(rate, engine, KNOBS[1]) for rate in (22_050, 192_000) for engine in ENGINES]  # the ends
 
 
 @pytest.mark.parametrize("rate, engine, knobs", CASES)
