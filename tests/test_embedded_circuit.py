@@ -274,3 +274,19 @@ def test_every_precision_builds_strictly_with_no_writable_globals(tmp_path, prec
     assert not writable, listing
     text = source.read_text() + header.read_text()
     assert "malloc" not in text and "static klon_circuit_gain" not in text
+
+
+def test_the_library_compiles_as_one_unit_with_its_functions_private(tmp_path):
+    """KLON_API defined static before including both .c files (as the plugins build each
+    engine): no two helpers share a name, and nothing is left exported."""
+    export_c(tmp_path, circuit=True)
+    unit = tmp_path / "unit.c"
+    unit.write_text('#define KLON_API static inline\n#include "klon_pedal.c"\n'
+                    '#include "klon_circuit_gain.c"\n'
+                    "int klon_unit_probe(void) { return (int)sizeof(klon_pedal); }\n")
+    obj = tmp_path / "unit.o"
+    subprocess.run([toolchain.find_tool("gcc"), *toolchain.HOST_FLAGS, "-DKLON_ENGINE_CIRCUIT",
+                    "-O2", "-c", str(unit), "-o", str(obj)], check=True, capture_output=True)
+    symbols = subprocess.run(["nm", "-g", "--defined-only", str(obj)], check=True,
+                             capture_output=True, text=True).stdout.split()
+    assert symbols[-1] == "klon_unit_probe" and len(symbols) == 3  # address, type, name

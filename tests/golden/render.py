@@ -26,7 +26,8 @@ output stayed bit-identical; so did the circuit pedal leaving a Gain at its targ
 clamps written as comparisons off ARM. The neural pedal's weights laid out with the unit last
 (u[gate][m][j], so the step's loop over the units vectorises) and the tanh's input clamp in a
 loop of its own off ARM re-recorded the export hashes only: every output stayed bit-identical;
-so did a one-model export marking its Gain positions used.
+so did a one-model export marking its Gain positions used, and the circuit gain stage's own
+flush_tiny_states (renamed, so both .c files compile as one unit).
 """
 import hashlib
 import re

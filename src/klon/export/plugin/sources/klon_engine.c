@@ -3,9 +3,7 @@
  * engine, with -DKLON_ENGINE_NAME=<its table> and -I<the folder of its export>. */
 /* inline: the build's functions nothing here calls raise no unused-function warning */
 #define KLON_API static inline
-#define flush_tiny flush_pedal_tiny /* a name both files use for their own helper */
 #include "klon_pedal.c"
-#undef flush_tiny
 #ifdef KLON_ENGINE_CIRCUIT
 #include "klon_circuit_gain.c"
 #endif
