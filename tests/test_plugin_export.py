@@ -5,7 +5,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import KLON, TIMEOUT, run_klon
+from conftest import KLON, TIMEOUT, built_plugins, run_klon
 
 
 @pytest.mark.parametrize("args, message", [
@@ -48,3 +48,19 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path):
     assert result.returncode == 2
     assert "the plugin build failed" in result.stderr and "this DPF is broken" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken-dpf"]
+
+
+def test_install_puts_each_bundle_where_hosts_look(tmp_path_factory, tmp_path):
+    from klon.export.plugin.build import install
+    plugins = built_plugins(tmp_path_factory)
+    bundles = [plugins / name for name in ("klon_mono.lv2", "klon_mono.vst3", "klon_mono.clap",
+                                           "klon_mono")]
+    for _ in range(2):  # a second install replaces the first
+        installed = install(bundles, home=tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in installed] == [
+        ".lv2/klon_mono.lv2", ".vst3/klon_mono.vst3", ".clap/klon_mono.clap",
+        ".local/bin/klon_mono"]
+    assert (tmp_path / ".lv2/klon_mono.lv2/manifest.ttl").is_file()
+    assert os.access(tmp_path / ".local/bin/klon_mono", os.X_OK)
+    copied = (tmp_path / ".clap/klon_mono.clap").read_bytes()
+    assert copied == (plugins / "klon_mono.clap").read_bytes()
