@@ -29,9 +29,10 @@ import soundfile as sf
 from conftest import built_plugins, di_clip, sine
 
 import klon
+from klon.export.plugin import LAYOUTS
+from klon.live import loopback
 
 URI = "https://klon.invalid/plugins/"
-LAYOUTS = ("klon_mono", "klon_mono_stereo", "klon_stereo")
 RATES = (44_100, 48_000, 96_000)
 KNOBS = ((0.0, 0.5, 0.5), (0.7, 0.4, 0.6), (1.0, 0.8, 0.3))  # gain, treble, level
 ENGINES = ("circuit", "neural")
@@ -332,58 +333,28 @@ def test_lv2file_as_packaged(lv2_path, tmp_path):
 
 # ---- JACK: jalv and the JACK program ----------------------------------------------------
 
-class JackServer:
-    """jackd with its dummy driver, named for this process; the clients the tests start run
-    against it (JACK_DEFAULT_SERVER) and are stopped by their PIDs."""
+class JackServer(loopback.JackServer):
+    """klon live's dummy-driver server without its loopback (one port each way), with what
+    these tests add: their clients' logs beside jackd's, Python clients, port lookups."""
 
     def __init__(self, folder: Path, rate: int, block: int):
-        self.folder, self.rate, self.block = folder, rate, block
-        self.name = f"klon-lv2-{os.getpid()}-{time.monotonic_ns()}"
-        self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
-        self.processes: list[subprocess.Popen] = []
+        super().__init__(folder / "jackd.log", rate, block, timeout=TIMEOUT, loop=False,
+                         ports=1)
+        self.folder = folder
 
     def start(self) -> None:
-        server = self.spawn(["jackd", "-n", self.name, "-r", "-d", "dummy", "-r", str(self.rate),
-                             "-p", str(self.block), "-C", "1", "-P", "1"], "jackd")
-        wait = subprocess.run(["jack_wait", "-w", "-t", str(TIMEOUT)], env=self.env,
-                              capture_output=True, text=True, timeout=TIMEOUT + 30)
-        if wait.returncode != 0 or server.poll() is not None:
-            log = (self.folder / "jackd.log").read_text(errors="replace")[-2000:]
+        try:
+            super().start()
+        except RuntimeError as error:
             self.stop()
-            pytest.skip(f"jackd cannot start a dummy server here: {log}")
+            pytest.skip(f"jackd cannot start a dummy server here: {error}")
 
-    def spawn(self, command: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
-        with open(self.folder / f"{log}.log", "a") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.PIPE, env={**self.env, **(env or {})})
-        self.processes.append(process)
-        return process
+    def run(self, command: list[str], log: str, env: dict | None = None) -> subprocess.Popen:
+        """A client program, its output in `log`.log, its stdin a pipe kept open."""
+        return self.spawn(command, self.folder / f"{log}.log", subprocess.PIPE, env)
 
-    def log(self, name: str) -> str:
+    def client_log(self, name: str) -> str:
         return (self.folder / f"{name}.log").read_text(errors="replace")
-
-    def stop_process(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stdin:
-            process.stdin.close()
-        if process in self.processes:
-            self.processes.remove(process)
-
-    def stop(self) -> None:
-        for process in reversed(list(self.processes)):
-            self.stop_process(process)
-
-    def tool(self, *args: str) -> str:
-        run = subprocess.run(args, env=self.env, capture_output=True, text=True,
-                             timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-        assert run.returncode == 0, run.stderr
-        return run.stdout
 
     def client(self, name: str):
         import jack
@@ -402,8 +373,8 @@ class JackServer:
                 outputs = [p.name for p in ports if p.is_output]
                 if inputs and outputs:
                     return inputs[0], outputs[0]
-                assert process.poll() is None, f"{log} exited: {self.log(log)[-2000:]}"
-                assert time.monotonic() < deadline, f"{log} has no ports: {self.log(log)}"
+                assert process.poll() is None, f"{log} exited: {self.client_log(log)[-2000:]}"
+                assert time.monotonic() < deadline, f"{log} has no ports: {self.client_log(log)}"
                 time.sleep(0.05)
         finally:
             probe.close()
@@ -428,7 +399,7 @@ def clients(jack_server):
     started: list[subprocess.Popen] = []
 
     def spawn(command, log, env=None):
-        process = jack_server.spawn(command, log, env)
+        process = jack_server.run(command, log, env)
         started.append(process)
         return process
 
@@ -497,7 +468,7 @@ def port_latencies(server: JackServer, client: str) -> dict[str, set[tuple[int, 
     """Every port's playback and capture latency ranges (jack_lsp -l)."""
     ranges: dict[str, set[tuple[int, int]]] = {}
     port = None
-    for line in server.tool("jack_lsp", "-l", client).splitlines():
+    for line in server.tool("jack_lsp", "-l", client).stdout.splitlines():
         if not line.startswith((" ", "\t")):
             port = line.strip()
             ranges[port] = set()
@@ -528,13 +499,13 @@ def test_jalv_streams_the_python_pedal_and_reports_the_latency(jack_server, clie
         found = set().union(*ranges.values())
         if (lag, lag) in found:
             break
-        assert jalv.poll() is None, jack_server.log("jalv")
+        assert jalv.poll() is None, jack_server.client_log("jalv")
         assert time.monotonic() < deadline, f"jalv reports no latency {lag}: {ranges}"
         time.sleep(0.1)
     assert found <= {(0, 0), (lag, lag)}, ranges
     x = clip(rate)
     y = stream(jack_server, send_to, receive_from, x, x.size + lag)
-    assert jalv.poll() is None, jack_server.log("jalv")
+    assert jalv.poll() is None, jack_server.client_log("jalv")
     reference = python_pedal(np.concatenate([x, np.zeros(lag, np.float32)]), rate, knobs,
                              engine)[:x.size]
     # nothing before the latency (the neural engine's idle output for silence is +-3e-10)
@@ -553,7 +524,7 @@ def test_jack_program_plays_the_circuit_pedal(jack_server, clients, plugins):
     x = sine(220.0, 0.3, 0.2, rate)
     search = 2048
     y = stream(jack_server, send_to, receive_from, x, x.size + search)
-    assert program.poll() is None, jack_server.log("program")
+    assert program.poll() is None, jack_server.client_log("program")
     assert np.all(np.isfinite(y)) and np.max(np.abs(y)) > 0.05
     assert np.max(np.abs(y[:x.size] - x)) > 0.05  # not the input passed through
     reference = python_pedal(x, rate)

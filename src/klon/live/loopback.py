@@ -48,19 +48,20 @@ def missing_tools() -> list[str]:
 
 
 class JackServer:
-    """jackd with its dummy driver (`rate`, `block` frames a period, 2 ports each way) and the
-    loopback, as a context manager; everything it starts is stopped by its PID at the end.
-    jackd's output goes to `log` (its xruns are read from there), the loop clients' beside it.
-    `timeout`: seconds each start-up step may take."""
+    """jackd with its dummy driver (`rate`, `block` frames a period, `ports` each way) and the
+    loopback (loop=False: none), as a context manager; everything it starts is stopped by its
+    PID at the end. jackd's output goes to `log` (its xruns are read from there), the loop
+    clients' beside it. `timeout`: seconds each start-up step may take."""
 
     def __init__(self, log: str | os.PathLike, rate: int = 48_000, block: int = 64,
-                 realtime: bool = False, timeout: float = 120.0):
+                 realtime: bool = False, timeout: float = 120.0, loop: bool = True,
+                 ports: int = 2):
         self.log, self.rate, self.block = Path(log), rate, block
-        self.realtime, self.timeout = realtime, timeout
+        self.realtime, self.timeout, self.loop = realtime, timeout, loop
         self.name = f"klon-{os.getpid()}-{next(_names)}"
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}
         self.command = ["jackd", "-n", self.name, "-R" if realtime else "-r", "-d", "dummy",
-                        "-r", str(rate), "-p", str(block), "-C", "2", "-P", "2"]
+                        "-r", str(rate), "-p", str(block), "-C", str(ports), "-P", str(ports)]
         self._processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> "JackServer":
@@ -79,13 +80,15 @@ class JackServer:
         if missing:
             raise RuntimeError(f"{', '.join(missing)} not found: klon live's checks need JACK "
                                f"(scripts/setup --live installs it)")
-        server = self._spawn(self.command, self.log)
+        server = self.spawn(self.command, self.log)
         wait = self.tool("jack_wait", "-w", "-t", str(int(self.timeout)), check=False)
         if wait.returncode != 0 or server.poll() is not None:
             raise RuntimeError(f"jackd did not start: {self.log_text()[-2000:]}")
+        if not self.loop:
+            return
         clients = self.log.with_name(self.log.stem + "-loop.log")
         for name in (LOOP_OUT, LOOP_IN):
-            self._spawn(["jack_thru", name, self.name], clients)
+            self.spawn(["jack_thru", name, self.name], clients)
         deadline = time.monotonic() + self.timeout
         while not {TONE_PORT, RETURN_PORT} <= set(self.tool("jack_lsp").stdout.split()):
             if time.monotonic() > deadline or any(p.poll() is not None for p in self._processes):
@@ -94,23 +97,35 @@ class JackServer:
             time.sleep(0.1)
         self.tool("jack_connect", TONE_PORT, RETURN_PORT)
 
-    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen:
+    def spawn(self, command: list[str], log: str | os.PathLike,
+              stdin: IO | int = subprocess.DEVNULL,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A program run against this server (its output appended to `log`), stopped by
+        stop() if not before."""
         with open(log, "a") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=self.env)
+                                       stdin=stdin, env={**self.env, **(env or {})})
         self._processes.append(process)
         return process
 
-    def stop(self) -> None:
-        """The loop clients, then jackd: SIGTERM, SIGKILL after 10 s."""
-        for process in reversed(self._processes):
+    def stop_process(self, process: subprocess.Popen) -> None:
+        """One program started here: SIGTERM, SIGKILL after 10 s."""
+        if process.poll() is None:
             process.terminate()
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._processes.clear()
+        if process.stdin:
+            process.stdin.close()
+        if process in self._processes:
+            self._processes.remove(process)
+
+    def stop(self) -> None:
+        """The clients, then jackd."""
+        for process in reversed(list(self._processes)):
+            self.stop_process(process)
 
     def tool(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """A JACK command-line tool run against this server."""
