@@ -261,6 +261,17 @@ def test_each_layout_loads_with_the_pedal_s_parameters_and_latency(plugins, host
     plugin.close()
 
 
+@pytest.mark.parametrize("rate", [16_000, 384_000])
+def test_a_rate_outside_the_range_passes_audio_through_and_says_so(plugins, host, guitar, rate,
+                                                                   capfd):
+    plugin = host.plugin(plugins)
+    assert plugin.activate(rate) == 0
+    y = plugin.run(guitar[None], events=settings(KNOBS[1], "circuit"))
+    plugin.close()
+    assert np.array_equal(y[0], guitar)
+    assert f"klon: {rate} Hz is not a rate the pedal runs at" in capfd.readouterr().err
+
+
 CASES = [(44_100, engine, knobs) for engine in ENGINES for knobs in KNOBS] \
     + [(rate, engine, knobs) for rate in RATES[1:] for engine in ENGINES
        for knobs in (KNOBS[0], KNOBS[2])] \
