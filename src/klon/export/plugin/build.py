@@ -19,11 +19,13 @@ from pathlib import Path
 from klon.core.errors import KlonError
 from klon.export.c99.neural_c import render_library
 from klon.export.plugin import FORMATS, LAYOUTS
+from klon.neural.gain_stage import DEFAULT_MODELS, DEFAULT_SET
 
 SOURCES = Path(__file__).with_name("sources")
-# the model sets of the neural engine: the default, and the one that runs natively at 48 kHz
-# (klon.neural.gain_stage.DEFAULT_MODELS); the circuit engine's files go beside the first
-NEURAL_SETS = {"neural": "circuit", "neural-48k": "circuit-48k"}
+# the model sets of the neural engine, as the Python engine picks them: the default, and the one
+# that runs natively at 48 kHz (the plugin's klon_engine.h names both); the circuit engine's
+# files go beside the first
+NEURAL_SETS = {"neural": DEFAULT_SET, "neural-48k": DEFAULT_MODELS[48_000]}
 DPF_PATH = Path(os.environ.get("KLON_DPF_PATH", "/usr/share/dpf"))
 # where hosts look for each format's bundles (the JACK program is a plain executable)
 INSTALL_DIRS = {"lv2": ".lv2", "vst3": ".vst3", "clap": ".clap", "jack": ".local/bin"}
