@@ -43,7 +43,7 @@ from klon.live.loopback import (
     missing_tools,
 )
 from klon.live.processor import ENGINE, LiveProcessor
-from klon.live.stream import gc_off, gc_on, make_callback
+from klon.live.stream import gc_off, gc_on, make_callback, watch
 from klon.live.ui import QUIT, Panel, split_keys, status_line
 
 SETUP = "scripts/setup --live"
@@ -267,6 +267,40 @@ def test_callback_allocates_nothing(processor):
     assert max(nets) == 0 and min(nets) == 0, [(i, n) for i, n in enumerate(nets) if n]
     assert max(peaks) <= largest, (max(peaks), unit, own, largest)
     assert not failure
+
+
+def test_a_stalled_stream_ends_the_run_instead_of_hanging():
+    """A stream that stays open but stops calling back (a wedged JACK graph): the run ends as
+    "stalled" once its audio is stall_seconds behind the clock; one that keeps time runs on to
+    its seconds."""
+    class Stream:  # closes by itself after 5 s, so a watcher that misses the stall still ends
+        def __init__(self):
+            self.opened = time.monotonic()
+
+        @property
+        def active(self):
+            return time.monotonic() - self.opened < 5
+
+    class Terminal:
+        in_place = False
+
+        def wait_keys(self, timeout):
+            time.sleep(timeout)
+            return []
+
+    class Processor:
+        block, period = 64, 64 / 48_000
+
+        def __init__(self, keeps_time):
+            self.keeps_time, self.started = keeps_time, time.monotonic()
+
+        def callbacks(self):
+            return int((time.monotonic() - self.started) / self.period) if self.keeps_time else 3
+
+    started = time.monotonic()
+    assert watch(Stream(), Processor(False), None, Terminal(), 48_000, 0.5) == "stalled"
+    assert 0.5 <= time.monotonic() - started < 5
+    assert watch(Stream(), Processor(True), None, Terminal(), 0.6 * 48_000, 0.5) == "seconds"
 
 
 def test_processor_refuses_bad_settings():

@@ -22,6 +22,9 @@ from klon.live.ui import KEYS_HELP, QUIT, Panel, Terminal, status_line
 
 STATUS_SECONDS = 0.2        # status line redraw on a terminal
 PLAIN_STATUS_SECONDS = 5.0  # a plain status line without one
+# audio this far behind the wall clock means the device or server stalled (a wedged JACK graph
+# calls back only now and then): the run stops and says so, rather than wait for ever
+STALL_SECONDS = 10.0
 MCL_CURRENT = 1  # mlockall: the pages mapped now (<sys/mman.h>)
 
 
@@ -154,7 +157,7 @@ def run(sd: ModuleType, processor: LiveProcessor, input_device: int, output_devi
                 terminal.say(processor.unavailable)
             if terminal.keys:
                 terminal.say(KEYS_HELP)
-            stopped_by = _loop(stream, processor, panel, terminal, frames_wanted)
+            stopped_by = watch(stream, processor, panel, terminal, frames_wanted)
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
@@ -193,15 +196,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _loop(stream, processor, panel, terminal, frames_wanted):
+def watch(stream, processor, panel, terminal, frames_wanted, stall_seconds=STALL_SECONDS):
+    """The main thread while the stream runs: keys, the status line, and the end of the run.
+    Returns how it ended: "seconds" (frames_wanted played), "stream" (it stopped by itself),
+    "stalled" (its audio fell stall_seconds behind the clock) or "key" (q)."""
     interval = STATUS_SECONDS if terminal.in_place else PLAIN_STATUS_SECONDS
-    next_status = time.monotonic() + interval
+    started = time.monotonic()
+    next_status = started + interval
     seen = 0
     while True:
-        if frames_wanted is not None and processor.callbacks() * processor.block >= frames_wanted:
+        callbacks = processor.callbacks()
+        if frames_wanted is not None and callbacks * processor.block >= frames_wanted:
             return "seconds"
         if not stream.active:
             return "stream"
+        if time.monotonic() - started - callbacks * processor.period > stall_seconds:
+            return "stalled"
         for key in terminal.wait_keys(min(0.1, interval)):
             message = panel.handle(key)
             if message == QUIT:
