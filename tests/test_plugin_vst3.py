@@ -6,12 +6,11 @@ CLAP and LV2 hosts.)"""
 import json
 
 import numpy as np
+import pedalboard  # the plugins' extra, which the test command installs (scripts/setup --plugins)
 import pytest
 from conftest import built_plugins, di_clip, run_klon, sine
 
 from klon import Centaur
-
-pedalboard = pytest.importorskip("pedalboard", reason="the plugins' extra: scripts/setup --plugins")
 
 RATES = (44_100, 48_000, 96_000)
 KNOBS = ((0.0, 0.5, 0.5), (0.7, 0.4, 0.6), (1.0, 0.8, 0.3))  # gain, treble, level

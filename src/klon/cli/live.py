@@ -101,9 +101,6 @@ def _live(args):
                     f"{load['p50']:.1f} p99 {load['p99']:.1f} p99.9 {load['p99.9']:.1f} max "
                     f"{load['max']:.1f}")
     print(summary, file=sys.stderr)
-    if stopped_by == "stalled":  # the report below still says what ran; the exit status fails
-        print(f"klon live: the audio fell {stream.STALL_SECONDS:g} s behind the clock: the "
-              f"device or audio server stalled, so the run stopped", file=sys.stderr)
     if args.report is not None:
         settings = {
             "engine": args.engine, "gain": args.gain, "treble": args.treble, "level": args.level,
@@ -119,8 +116,9 @@ def _live(args):
                                                      "every": args.debug_busy_every}}
         report.write(args.report, report.build(processor, settings, wall, stopped_by))
         print(f"klon live: wrote {args.report}", file=sys.stderr)
-    if stopped_by == "stalled":
-        raise KlonError("the audio stream stalled (see above)")
+    if stopped_by == "stalled":  # after the report, which still says what ran
+        raise KlonError(f"the audio fell {stream.STALL_SECONDS:g} s behind the clock: the "
+                        f"device or audio server stalled, so the run stopped")
 
 
 HANDLERS = {"live": _live}

@@ -134,11 +134,7 @@ private:
     {
         if (fPedal == nullptr)
             return;
-        fChanged = false;
-        klon_plugin_set_knobs(fPedal, fValues[kGain], fValues[kTreble], fValues[kLevel]);
-        klon_plugin_set_engine(fPedal, fValues[kEngine] > 0.5f ? KLON_PLUGIN_NEURAL
-                                                                : KLON_PLUGIN_CIRCUIT);
-        klon_plugin_set_bypass(fPedal, fValues[kBypass] > 0.5f);
+        apply(); /* activation then starts every control at its value */
         if (klon_plugin_activate(fPedal, getSampleRate()) != 0) /* said here, not in run() */
             d_stderr("klon: %g Hz is not a rate the pedal runs at (whole numbers from 22050 "
                      "to 192000): the audio passes through unchanged", getSampleRate());
