@@ -54,6 +54,18 @@ def test_wright_omega_matches_scipy():
     assert np.max(np.abs(ours[positive] - reference[positive]) / reference[positive]) < 1e-13
 
 
+def test_the_diode_pair_solve_starts_from_omega_within_its_bound():
+    """omega_start, the table the pair's solve starts from, is within 8e-7 of omega from far
+    below the table to far above it (Newton then stops after one exponential, its first step
+    below the 1e-6 nVt rule), and exact in the ratio below it."""
+    xs = np.concatenate([np.linspace(-60, 700, 76001), np.linspace(700, 5000, 4301),
+                         [-16.0, 48.0, 560.0, 4655.999]])
+    error = np.array([wdf.omega_start(x) - wdf.wright_omega(x) for x in xs])
+    assert np.max(np.abs(error[xs < 4656])) < 8e-7
+    assert np.max(np.abs(error[xs < -16]) / np.array([wdf.wright_omega(x) for x in xs[xs < -16]])) \
+        < 1e-6
+
+
 @pytest.mark.parametrize("is_, n", [(2e-7, 1.3), (19.4e-9, 0.733), (15e-6, 1.0)])
 def test_diode_pair_root_is_the_exact_pair_solution(is_, n):
     vt = n * 0.025865
@@ -150,7 +162,7 @@ def test_the_one_solve_reflection_and_antiderivative_match_the_formula(is_, n):
     vt = n * 0.025865
     for r in (10.0, 950.0, 1e5):
         for a in np.concatenate([np.linspace(-40, 40, 801), [0.0, 1e-9, -1e-3]]):
-            b, big = wdf.diode_pair_reflection(a, r, is_, vt)
+            b, big = wdf.diode_pair_reflection(a, wdf.pair_offset(r, is_, vt), r, is_, vt)
             wave, expected = pair_wave(a, r, is_, vt)
             assert b == wave
             assert abs(big - expected) <= 1e-15 * max(1.0, a * a)
@@ -175,7 +187,7 @@ def test_the_antialiased_pair_is_the_mean_reflection_plus_half_the_plain_change(
     is_, vt, r = 2e-7, 1.3 * 0.025865, 950.0
     root = np.array([is_, vt])
     nodes, weights = np.polynomial.legendre.leggauss(8)
-    memory = np.zeros(3)
+    memory = np.zeros(wdf.ADAA_MEMORY)
     for a0, a1 in [(0.0, 0.3), (0.3, 0.9), (-0.2, 0.4), (2.0, 5.0), (5.0, 4.9), (-6.0, 6.0),
                    (1.0, 1.0 + 1e-3)]:
         wdf.set_antialiasing_memory(memory, a0, root, r)

@@ -77,7 +77,13 @@ from klon.pedal.stages import (
     run_stage,
 )
 from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
-from klon.wdf.tree import antialiased_diode_pair_step, set_antialiasing_memory, state_space_step
+from klon.wdf.tree import (
+    ADAA_MEMORY,
+    MEMORY_WAVE,
+    antialiased_diode_pair_step,
+    set_antialiasing_memory,
+    state_space_step,
+)
 
 RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms at 44.1 kHz)
 INPUT_LIMITS = c.output_limits(c.U1_RAILS)  # the gain stage's input is U1A's output
@@ -92,10 +98,9 @@ TINY = 1e-30  # states below this become zero once per kernel call (normal signa
 # past currents, newest first (the wide-band rule's memory)
 H7, H8, V13, I13 = 0, 1, 2, 3
 OPAMP_STATES = I13 + WIDEBAND_HISTORY
-# layout of a channel's anti-aliasing memory: the previous wave up to the diode pair, the
-# antiderivative and the wave reflected there (klon.wdf.tree.antialiased_diode_pair's memory),
-# U1B's previous unclamped output
-WAVE, WAVE_ANTIDERIVATIVE, WAVE_REFLECTED, AMP = range(4)
+# layout of a channel's anti-aliasing memory: klon.wdf.tree.antialiased_diode_pair's (from
+# MEMORY_WAVE, the previous wave up to the diode pair), then U1B's previous unclamped output
+AMP = ADAA_MEMORY
 
 
 def default_oversampling(sample_rate):
@@ -154,10 +159,10 @@ class GainStageState(NamedTuple):
     pre_result: np.ndarray
     clip_result: np.ndarray
     opamp_state: np.ndarray  # channels x OPAMP_STATES (H7 .. I13)
-    adaa: np.ndarray  # channels x (WAVE, WAVE_ANTIDERIVATIVE, WAVE_REFLECTED, AMP)
+    adaa: np.ndarray  # channels x (the diode pair's ADAA_MEMORY, AMP)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def run_gain_stage(x, y, s):
     """x, y: channels x frames at the oversampled rate; s: the GainStageState (or it as a
     plain tuple)."""
@@ -182,7 +187,7 @@ def run_gain_stage(x, y, s):
     if antialiasing and coef[ADAA_PORT] != port:
         # the pots moved (or the stage was reset): the stored antiderivatives for the new ones
         for ch in range(n_channels):
-            set_antialiasing_memory(adaa[ch], adaa[ch, WAVE], clip_root, port)
+            set_antialiasing_memory(adaa[ch], adaa[ch, MEMORY_WAVE], clip_root, port)
         coef[ADAA_PORT] = port
     for t in range(n_frames):
         for ch in range(n_channels):
@@ -429,7 +434,7 @@ class GainStage(Processor):
             self.coef, self.preamp.matrix, self.clipper.matrix, self.clipper.root_params,
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
             np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
-            np.zeros((channels, OPAMP_STATES)), np.zeros((channels, 4)))
+            np.zeros((channels, OPAMP_STATES)), np.zeros((channels, AMP + 1)))
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.kernel_args = plain(self.kernel_state)
         self.prepare(0)

@@ -27,7 +27,7 @@ from klon.wdf.elements import (
     SERIES,
     VOLTAGE_SOURCE,
 )
-from klon.wdf.omega import diode_pair_reflection, diode_pair_voltage, diode_voltage
+from klon.wdf.omega import diode_pair_reflection, diode_pair_voltage, diode_voltage, pair_offset
 
 # columns of the integer topology table
 KIND, CHILD_START, CHILD_COUNT, SOURCE, STATE = range(5)
@@ -35,6 +35,10 @@ KIND, CHILD_START, CHILD_COUNT, SOURCE, STATE = range(5)
 VALUE, PORT_RESISTANCE, WAVE_A, WAVE_B = range(4)
 # root table: kind, source index, saturation current, n * Vt
 VOLTAGE, CURRENT = 0, 1
+# antialiased_diode_pair's memory: the previous wave up, F and f there, and the solve's offset
+# for the port resistance the memory was set at (klon.wdf.omega.pair_offset)
+MEMORY_WAVE, MEMORY_ANTIDERIVATIVE, MEMORY_REFLECTED, MEMORY_OFFSET = range(4)
+ADAA_MEMORY = 4
 # volts: the shortest segment of waves over which antialiased_diode_pair takes F's difference.
 # Its rounding error is about 5e-14 V^-1 a^2 / segment (F grows as a^2), the plain value's
 # error below it at most 1.3e-10 V (segment / 1e-5 V)^2: at 2e-5 V both stay under 3e-9 V
@@ -239,14 +243,18 @@ def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root
 
 @njit(cache=True, error_model="numpy")
 def set_antialiasing_memory(memory, a, root_params, port_resistance):
-    """memory = [a, F(a), f(a)]: what antialiased_diode_pair remembers of the sample before,
-    for a wave a up to the pair, f(a) = 2 v(a) - a the wave it reflects and F its
-    antiderivative, at the port resistance the tree has now. Set it at rest (a = 0) and again,
-    at the same a, whenever the port resistance changes (a pot moved): F and f depend on it."""
-    plain, big = diode_pair_reflection(a, port_resistance, root_params[0], root_params[1])
-    memory[0] = a
-    memory[1] = big
-    memory[2] = plain
+    """memory = [a, F(a), f(a), offset]: what antialiased_diode_pair remembers of the sample
+    before, for a wave a up to the pair, f(a) = 2 v(a) - a the wave it reflects and F its
+    antiderivative, at the port resistance the tree has now, and the pair solve's offset there.
+    Set it at rest (a = 0) and again, at the same a, whenever the port resistance changes (a pot
+    moved): all but a depend on it."""
+    offset = pair_offset(port_resistance, root_params[0], root_params[1])
+    plain, big = diode_pair_reflection(a, offset, port_resistance, root_params[0],
+                                       root_params[1])
+    memory[MEMORY_WAVE] = a
+    memory[MEMORY_ANTIDERIVATIVE] = big
+    memory[MEMORY_REFLECTED] = plain
+    memory[MEMORY_OFFSET] = offset
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -270,18 +278,20 @@ def antialiased_diode_pair(up, memory, root_params, port_resistance):
 
     Where the segment is shorter than ADAA_THRESHOLD, F's difference would be mostly rounding,
     and the correction (f'' times the segment squared, over 12) is negligible: f(a_n) itself.
-    memory holds [a_(n-1), F(a_(n-1)), f(a_(n-1))] and is updated (see
+    memory holds [a_(n-1), F(a_(n-1)), f(a_(n-1)), the solve's offset] and is updated (see
     set_antialiasing_memory).
     """
-    plain, big = diode_pair_reflection(up, port_resistance, root_params[0], root_params[1])
-    step = up - memory[0]
+    plain, big = diode_pair_reflection(up, memory[MEMORY_OFFSET], port_resistance,
+                                       root_params[0], root_params[1])
+    step = up - memory[MEMORY_WAVE]
     if abs(step) > ADAA_THRESHOLD:
-        down = (big - memory[1]) / step + 0.5 * (plain - memory[2])
+        down = ((big - memory[MEMORY_ANTIDERIVATIVE]) / step
+                + 0.5 * (plain - memory[MEMORY_REFLECTED]))
     else:
         down = plain
-    memory[0] = up
-    memory[1] = big
-    memory[2] = plain
+    memory[MEMORY_WAVE] = up
+    memory[MEMORY_ANTIDERIVATIVE] = big
+    memory[MEMORY_REFLECTED] = plain
     return down
 
 
@@ -289,7 +299,8 @@ def antialiased_diode_pair(up, memory, root_params, port_resistance):
 def antialiased_diode_pair_step(matrix, z, n_states, root_params, port_resistance, memory,
                                 result):
     """state_space_step for a tree rooted at an anti-parallel diode pair, the pair's wave
-    anti-aliased (antialiased_diode_pair; memory: its [previous wave up, F and f there])."""
+    anti-aliased (antialiased_diode_pair; memory: its [previous wave up, F and f there, the
+    solve's offset])."""
     up = _project(matrix, z, result)
     down = antialiased_diode_pair(up, memory, root_params, port_resistance)
     _complete(matrix, z, n_states, down, result)

@@ -29,6 +29,14 @@ from klon.export.c99.literals import c_literal, c_table, fill_template
 from klon.export.c99.wdf_c import derive_c
 from klon.pedal import components as c
 from klon.pedal.gain_stage import RAMP_STEP, build_clipper_tree, build_preamp_tree
+from klon.wdf.omega import (
+    MAX_NEWTON_STEPS,
+    OMEGA_END,
+    OMEGA_FIRST_COARSE,
+    OMEGA_FIRST_COARSEST,
+    OMEGA_PIECES,
+    OMEGA_SEGMENTS,
+)
 from klon.wdf.tree import ADAA_THRESHOLD
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -47,12 +55,12 @@ PRECISIONS = {
     "float": dict(wdf="float", diode="float", opamp="float", fir="float"),
 }
 DEFAULT_PRECISION = "mixed"
-# diode-pair solvers. "python": klon.wdf.omega's (omega start with one Fritsch step, Newton on
-# the pair's equation until a step is below 1e-6 nVt) with libm's exp and log. "fast" (float
-# only, the default there): the same start and one Newton step, always, with exp and log as
-# polynomials written here. From that start one step leaves under 1e-7 V (in double; both
-# diodes, 0..30 V waves, 22.05..192 kHz), below float's own resolution; the step solves the
-# exact equation, so the start's log only needs to be close (2e-5).
+# diode-pair solvers. "python": klon.wdf.omega's (omega from its table of cubic pieces, the
+# pair's closed-form step, Newton on the pair's equation until a step is below 1e-6 nVt) with
+# libm's exp. "fast" (float only, the default there): the same start and one Newton step,
+# always, with exp (and, for waves past 100 V, log) as polynomials written here. From that
+# start one step leaves under 4e-14 V (in double; both diodes, 0..30 V waves, 22.05..192 kHz,
+# Gain 0..1), far below float's own resolution.
 DIODE_SOLVERS = ("python", "fast")
 FAST_NEWTON_STEPS = 1
 EXP_DEGREE, LOG_DEGREE = 5, 5
@@ -143,14 +151,6 @@ static float log_fast(float x)
     return e * {c_literal(ln2, 'float')} + t * ({_polynomial(log[1:], 't', 'float')});
 }}
 
-/* ln x to within 0.06 for normal x > 0: the float's bits read as a number are 2^23 times
-   log2 x + 127, to within the mantissa's linear stand-in for log2 */
-static float log_rough(float x)
-{{
-    bits m;
-    m.f = x;
-    return (float)m.u * {c_literal(ln2 / 2 ** 23, 'float')} - {c_literal(127 * ln2, 'float')};
-}}
 """
 
 
@@ -167,16 +167,8 @@ def _diode_solver(solver, diode, ctype):
         return c_literal(x, ctype)
 
     if solver == "fast":
-        # the rough log only seeds the Fritsch step, which is third order: from its 0.06 the
-        # start is as close as from an exact log (7e-6 relative over x in 1..700)
-        exp, log, log_seed, fabs, divide_once = "exp_fast", "log_fast", "log_rough", "fabsf", True
+        exp, log, fabs = "exp_fast", "log_fast", "fabsf"
         prelude = _fast_exp_log()
-    else:
-        suffix = "f" if ctype == "float" else ""
-        exp, log, fabs, divide_once = "exp" + suffix, "log" + suffix, "fabs" + suffix, False
-        log_seed = log
-        prelude = ""
-    if solver == "fast":
         # e (f, f') over one division: e^2 stays finite for v below 40 nVt, far past any root
         newton = f"""    for (k = 0; k < {FAST_NEWTON_STEPS}; k++) {{
         e = {exp}(v * INV_NVT);
@@ -184,9 +176,13 @@ def _diode_solver(solver, diode, ctype):
                / (st->d_g * e + IS * INV_NVT * (e * e + {lit(1.0)}));
         v += step;
     }}"""
-        steps_doc = f"then {FAST_NEWTON_STEPS} Newton steps on the pair's equation"
+        steps_doc = f"then {FAST_NEWTON_STEPS} Newton step on the pair's equation"
+        locals_ = "e, step"
     else:
-        newton = f"""    for (k = 0; k < 8; k++) {{
+        suffix = "f" if ctype == "float" else ""
+        exp, log, fabs = "exp" + suffix, "log" + suffix, "fabs" + suffix
+        prelude = ""
+        newton = f"""    for (k = 0; k < {MAX_NEWTON_STEPS}; k++) {{
         e = {exp}(v * INV_NVT);
         ie = {lit(1.0)} / e;
         f = (magnitude - v) * st->d_g - IS * (e - ie);
@@ -195,40 +191,54 @@ def _diode_solver(solver, diode, ctype):
         if ({fabs}(step) < {lit(1e-6 * nvt)}) break;
     }}"""
         steps_doc = ("then Newton on the pair's equation until a step falls below 1e-6 nVt "
-                     "(8 at most)")
-    fritsch = (f"w * ({lit(1.0)} + z * (q - z) / (({lit(1.0)} + w) * (q - {lit(2.0)} * z)))"
-               if divide_once else
-               f"w * ({lit(1.0)} + z / ({lit(1.0)} + w) * (q - z) / (q - {lit(2.0)} * z))")
-    locals_ = "e, step" if divide_once else "e, ie, f, step"
+                     f"({MAX_NEWTON_STEPS} at most)")
+        locals_ = "e, ie, f, step"
+    (low, fine, _), (middle, coarse, _), (high, coarsest, _) = OMEGA_SEGMENTS
     return f"""{prelude}
 #define NVT {lit(nvt)}
 #define INV_NVT {lit(1.0 / nvt)}
 #define IS {lit(diode.saturation_current)}
 
-/* omega(x) (w + ln w = x) to about 1e-6: a guess from the asymptotes, one Fritsch step */
+/* klon.wdf.omega.omega_start: omega(x) (w + ln w = x) to within 8e-7 from cubic pieces */
+{c_table("OMEGA_PIECES", OMEGA_PIECES.ravel(), ctype)}
+
 static klon_cg_diode omega_start(klon_cg_diode x)
 {{
-    klon_cg_diode w, z, q;
-    if (x < {lit(-2.0)}) {{
-        w = {exp}(x);
-        w = w * ({lit(1.0)} - w);
-    }} else if (x < {lit(1.0)}) {{
-        w = {lit(0.5671432904097838)} + x * ({lit(0.3211757)} + {lit(0.0523734)} * x);
+    const {ctype} *c;
+    klon_cg_diode t, w;
+    int j;
+    if (x < {lit(middle)}) {{
+        t = (x - {lit(low)}) * {lit(1.0 / fine)};
+        if (t < {lit(0.0)}) {{
+            w = {exp}(x);
+            return w * ({lit(1.0)} - w);
+        }}
+        j = (int)t;
+    }} else if (x < {lit(high)}) {{
+        t = (x - {lit(middle)}) * {lit(1.0 / coarse)};
+        j = (int)t;
+    }} else if (x < {lit(OMEGA_END)}) {{
+        t = (x - {lit(high)}) * {lit(1.0 / coarsest)};
+        j = (int)t;
     }} else {{
-        w = x - {log_seed}(x);
+        return x - {log}(x);
     }}
-    z = x - w - {log}(w);
-    q = {lit(2.0)} * ({lit(1.0)} + w) * ({lit(1.0)} + w + {lit(2.0 / 3.0)} * z);
-    return {fritsch};
+    t -= (klon_cg_diode)j;
+    j += x < {lit(middle)} ? 0 : x < {lit(high)} ? {OMEGA_FIRST_COARSE} : {OMEGA_FIRST_COARSEST};
+    c = OMEGA_PIECES + 4 * j;
+    return c[0] + t * (c[1] + t * (c[2] + t * c[3]));
 }}
 
-/* The one-diode omega form for the diode that conducts at this sign of a, {steps_doc}. */
+/* klon.wdf.omega._newton_pair: the one-diode omega form for the diode that conducts at this
+   sign of a (k = R Is / nVt: x1 = A + k - w, exp(x1) = w / k), the pair's Newton step from it
+   in closed form, {steps_doc}. */
 static klon_cg_diode diode_pair(klon_cg_diode a, const klon_circuit_gain *st)
 {{
-    klon_cg_diode magnitude = {fabs}(a), v, {locals_};
-    int k;
-    v = magnitude + st->d_r_is - NVT * omega_start(st->d_offset + magnitude * INV_NVT);
-{newton}
+    klon_cg_diode magnitude = {fabs}(a), v, w, k = st->d_r_is * INV_NVT, {locals_};
+    int n;
+    w = omega_start(st->d_offset + magnitude * INV_NVT);
+    v = (magnitude * INV_NVT + k - w - (k * w - k * k) / (w + w * w + k * k)) * NVT;
+{newton.replace("(k = 0; k <", "(n = 0; n <").replace("; k++)", "; n++)")}
     v = v < {lit(0.0)} ? {lit(0.0)} : v;
     v = v > magnitude ? magnitude : v;
     return a < {lit(0.0)} ? -v : v;
