@@ -7,11 +7,11 @@ equation. The polish matters: the one-diode form is off by the reverse diode's c
 Klon clipper, by up to a couple of percent of the peak when used alone.
 
 The pair's solve runs once per oversampled sample in the circuit engine, so its start costs no
-logarithm: omega comes from a table of cubic pieces (omega_start, within 8e-7 of omega for
-any wave below about 100 V), and one Newton step on the pair's equation, in closed form from the one-diode
-solution (whose exponential is omega / k), takes off most of the reverse diode's current. From
-there a single exponential's Newton step usually meets the stopping rule, where the start from
-logarithms took two or three (and three logarithms).
+logarithm: omega comes from a table of cubic pieces (omega_start, within 8e-7 of omega for any
+wave below about 100 V), and one Newton step on the pair's equation, in closed form from the
+one-diode solution (whose exponential is omega / k), takes off most of the reverse diode's
+current. From there one exponential's Newton step meets the stopping rule (it leaves under
+4e-14 V), where the start from logarithms took two or three exponentials and three logarithms.
 
 For anti-aliasing, the wave a pair reflects has an antiderivative in closed form from the solved
 voltage (diode_pair_antiderivative; diode_pair_reflection gives both from one solve).
