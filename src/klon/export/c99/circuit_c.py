@@ -206,26 +206,26 @@ static klon_cg_diode omega_start(klon_cg_diode x)
 {{
     const {ctype} *c;
     klon_cg_diode t, w;
-    int j;
+    int j, first;
     if (x < {lit(middle)}) {{
         t = (x - {lit(low)}) * {lit(1.0 / fine)};
         if (t < {lit(0.0)}) {{
             w = {exp}(x);
             return w * ({lit(1.0)} - w);
         }}
-        j = (int)t;
+        first = 0;
     }} else if (x < {lit(high)}) {{
         t = (x - {lit(middle)}) * {lit(1.0 / coarse)};
-        j = (int)t;
+        first = {OMEGA_FIRST_COARSE};
     }} else if (x < {lit(OMEGA_END)}) {{
         t = (x - {lit(high)}) * {lit(1.0 / coarsest)};
-        j = (int)t;
+        first = {OMEGA_FIRST_COARSEST};
     }} else {{
         return x - {log}(x);
     }}
+    j = (int)t;
     t -= (klon_cg_diode)j;
-    j += x < {lit(middle)} ? 0 : x < {lit(high)} ? {OMEGA_FIRST_COARSE} : {OMEGA_FIRST_COARSEST};
-    c = OMEGA_PIECES + 4 * j;
+    c = OMEGA_PIECES + 4 * (first + j);
     return c[0] + t * (c[1] + t * (c[2] + t * c[3]));
 }}
 
