@@ -31,6 +31,7 @@ OMEGA_FIRST_COARSE = OMEGA_SEGMENTS[0][2]  # the first piece of each segment aft
 OMEGA_FIRST_COARSEST = OMEGA_FIRST_COARSE + OMEGA_SEGMENTS[1][2]
 OMEGA_END = OMEGA_HIGH + OMEGA_COARSEST * OMEGA_SEGMENTS[2][2]
 
+
 @njit(cache=True, error_model="numpy")
 def wright_omega(x):
     """omega(x) for real x, to within a few ulps.
@@ -94,22 +95,19 @@ def omega_start(x):
         if t < 0.0:  # omega(x) ~ exp(x) - exp(2x) here
             w = math.exp(x)
             return w * (1.0 - w)
-        j = int(t)
-        t -= j
+        first = 0
     elif x < OMEGA_HIGH:
         t = (x - OMEGA_MIDDLE) * (1.0 / OMEGA_COARSE)
-        j = int(t)
-        t -= j
-        j += OMEGA_FIRST_COARSE
+        first = OMEGA_FIRST_COARSE
     elif x < OMEGA_END:
         t = (x - OMEGA_HIGH) * (1.0 / OMEGA_COARSEST)
-        j = int(t)
-        t -= j
-        j += OMEGA_FIRST_COARSEST
+        first = OMEGA_FIRST_COARSEST
     else:
         return x - math.log(x)  # waves of hundreds of volts: Newton takes a few steps more
-    return OMEGA_PIECES[j, 0] + t * (OMEGA_PIECES[j, 1]
-                                     + t * (OMEGA_PIECES[j, 2] + t * OMEGA_PIECES[j, 3]))
+    j = int(t)
+    t -= j
+    c = OMEGA_PIECES[first + j]
+    return c[0] + t * (c[1] + t * (c[2] + t * c[3]))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -157,8 +155,9 @@ def diode_pair_voltage(a, port_resistance, saturation_current, thermal_voltage):
     Solves (a - v) / R = 2 Is sinh(v / nVt) exactly: the omega closed form for the diode that
     conducts at this sign of a starts within the reverse diode's current of the answer, and
     Newton on the pair equation closes the gap quadratically. It stops once a step falls below
-    1e-6 nVt, which leaves an error near 1e-12 nVt (checked against a bracketing solve); two or
-    three steps are typical. The root lies between 0 and a, which bounds the answer.
+    1e-6 nVt, which leaves an error near 1e-12 nVt (checked against a bracketing solve); from
+    _newton_pair's start one step is typical. The root lies between 0 and a, which bounds the
+    answer. (A hot path keeps pair_offset's logarithm and calls diode_pair_reflection.)
     """
     magnitude = abs(a)
     offset = pair_offset(port_resistance, saturation_current, thermal_voltage)

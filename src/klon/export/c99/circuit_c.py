@@ -170,7 +170,7 @@ def _diode_solver(solver, diode, ctype):
         exp, log, fabs = "exp_fast", "log_fast", "fabsf"
         prelude = _fast_exp_log()
         # e (f, f') over one division: e^2 stays finite for v below 40 nVt, far past any root
-        newton = f"""    for (k = 0; k < {FAST_NEWTON_STEPS}; k++) {{
+        newton = f"""    for (n = 0; n < {FAST_NEWTON_STEPS}; n++) {{
         e = {exp}(v * INV_NVT);
         step = ((magnitude - v) * st->d_g * e - IS * (e * e - {lit(1.0)}))
                / (st->d_g * e + IS * INV_NVT * (e * e + {lit(1.0)}));
@@ -182,7 +182,7 @@ def _diode_solver(solver, diode, ctype):
         suffix = "f" if ctype == "float" else ""
         exp, log, fabs = "exp" + suffix, "log" + suffix, "fabs" + suffix
         prelude = ""
-        newton = f"""    for (k = 0; k < {MAX_NEWTON_STEPS}; k++) {{
+        newton = f"""    for (n = 0; n < {MAX_NEWTON_STEPS}; n++) {{
         e = {exp}(v * INV_NVT);
         ie = {lit(1.0)} / e;
         f = (magnitude - v) * st->d_g - IS * (e - ie);
@@ -238,7 +238,7 @@ static klon_cg_diode diode_pair(klon_cg_diode a, const klon_circuit_gain *st)
     int n;
     w = omega_start(st->d_offset + magnitude * INV_NVT);
     v = (magnitude * INV_NVT + k - w - (k * w - k * k) / (w + w * w + k * k)) * NVT;
-{newton.replace("(k = 0; k <", "(n = 0; n <").replace("; k++)", "; n++)")}
+{newton}
     v = v < {lit(0.0)} ? {lit(0.0)} : v;
     v = v > magnitude ? magnitude : v;
     return a < {lit(0.0)} ? -v : v;
