@@ -24,6 +24,33 @@ def test_rc_lowpass_equals_its_bilinear_iir():
     assert np.max(np.abs(y[:, 1] - (x - expected_v) / 1e3)) < 1e-12
 
 
+def test_folded_maps_step_as_the_derived_map_does():
+    """fold_source_root (an ideal-source root solved into the map) and sum_outputs (the outputs
+    added into one row), as the circuit gain stage runs its trees: the same samples as the
+    tree's own state-space path, to rounding."""
+    from klon.wdf.tree import fold_source_root, folded_source_step, sum_outputs
+    r1, r2 = wdf.Resistor(1e3), wdf.Resistor(4.7e3)
+    c1, c2 = wdf.Capacitor(1e-7), wdf.Capacitor(2e-8)
+    tree = wdf.WDF(wdf.IdealVoltageSourceRoot("in"),
+                   wdf.Series(r1, wdf.Parallel(c1, wdf.Series(r2, c2))), FS,
+                   outputs=[(c2, "voltage"), (r1, "current"), (r2, "current")])
+    x = noise(3000)
+    expected = tree.process(x)
+    n = tree.n_states
+    folded = np.zeros((tree.matrix.shape[0] - 1, n + 1))
+    fold_source_root(tree.matrix, folded)
+    summed = np.zeros((n + 2, tree.matrix.shape[1]))
+    sum_outputs(tree.matrix, n, summed)
+    assert np.allclose(summed[-1], tree.matrix[1 + n:].sum(axis=0), rtol=0, atol=1e-15)
+    z, result = np.zeros(n + 1), np.zeros(folded.shape[0])
+    got = np.zeros((len(x), 3))
+    for t, v in enumerate(x):
+        z[n] = v
+        folded_source_step(folded, z, n, result)
+        got[t] = result[n:]
+    assert np.max(np.abs(got - expected)) < 1e-12 * max(1.0, np.max(np.abs(expected)))
+
+
 def test_rl_highpass_in_parallel_form_equals_bilinear():
     # source with 100 ohm series resistance into an inductor: v_L = s L / (s L + R) * v_in
     ind = wdf.Inductor(10e-3)

@@ -4,14 +4,18 @@ With U2A ideal its inverting input is a virtual ground, so the stage splits, exa
 that run one after the other each sample (all AC volts around the 4.5 V bias):
 
 1. pre-amp + FF1 (linear WDF, driven by the buffer output vi): gives U1B's + input (at the op-amp
-   pin, not at the C3/R6/R7 junction) and the FF1 current through R19 into the summing node.
+   pin, not at the C3/R6/R7 junction) and the FF1 current through R19 into the summing node. Its
+   root, vi, is an ideal source, so its map is folded into one product per sample
+   (klon.wdf.tree.fold_source_root).
 2. amp stage (U1B, non-inverting, feedback R12 || C8, ground leg gang A bottom + R10 + R11 || C7):
    nodal analysis with trapezoidal capacitors. Its output is clamped at U1B's swing; while clamped
    the feedback network is driven by the clamped output, so C7 and C8 hold what the real circuit
    holds and recovery is right.
 3. clipper + FF2 (one WDF, rooted at the D2/D3 pair): the amp output through C9 + R13, C10, R16,
    the C11 + R15 branch into the gang B / R17 / C12 + R18 / R5 || C4 / R8 / C6 + R9 network, driven
-   by both U1B's output and vi. One tree, so R16 and the R17, C12 + R18 currents are all seen.
+   by both U1B's output and vi. One tree, so R16 and the R17, C12 + R18 currents are all seen;
+   only their sum enters the summing node, so its map has one row for it
+   (klon.wdf.tree.sum_outputs).
 4. summing amp (U2A): the three branch currents plus FF1's through R20 || C13, clamped at U2A's
    swing. (When U2A clamps, its summing node would leave virtual ground; only signals far above
    guitar level get there, and the clamp keeps them bounded.)
@@ -76,13 +80,16 @@ from klon.pedal.stages import (
     name_stages,
     run_stage,
 )
-from klon.wdf.elements import ROOT_DIODE_PAIR, ROOT_IDEAL_VOLTAGE_SOURCE
+from klon.wdf.elements import ROOT_DIODE_PAIR
 from klon.wdf.tree import (
     ADAA_MEMORY,
     MEMORY_WAVE,
     antialiased_diode_pair_step,
+    fold_source_root,
+    folded_source_step,
     set_antialiasing_memory,
     state_space_step,
+    sum_outputs,
 )
 
 RAMP_STEP = 16  # base-rate samples per Gain step while the knob glides (0.36 ms at 44.1 kHz)
@@ -92,8 +99,8 @@ TINY = 1e-30  # states below this become zero once per kernel call (normal signa
 # layout of the coefficient array the kernel reads (G* a capacitor's companion conductance, Y*
 # with the resistor beside it); ANTIALIASING is 1.0 or 0.0, ADAA_PORT the port resistance the
 # stored antiderivatives were computed at (0.0: not yet, or stale)
-(RS, Y7, G7, Y8, G8, Y20, G13, AMP_LOW, AMP_HIGH, SUM_LOW, SUM_HIGH, PRE_PORT,
- CLIP_PORT, ANTIALIASING, ADAA_PORT) = range(15)
+(RS, Y7, G7, Y8, G8, Y20, G13, AMP_LOW, AMP_HIGH, SUM_LOW, SUM_HIGH, CLIP_PORT, ANTIALIASING,
+ ADAA_PORT) = range(14)
 # layout of a channel's op-amp state: C7's and C8's trapezoidal histories, C13's voltage and its
 # past currents, newest first (the wide-band rule's memory)
 H7, H8, V13, I13 = 0, 1, 2, 3
@@ -151,8 +158,8 @@ class GainStageState(NamedTuple):
     rows let the CPU overlap the channels' dependency chains)."""
 
     coef: np.ndarray  # RS .. CLIP_PORT
-    pre_matrix: np.ndarray  # the pre-amp + FF1 tree's state-space step
-    clip_matrix: np.ndarray  # the clipper + FF2 tree's
+    pre_map: np.ndarray  # the pre-amp + FF1 tree's step, its root folded in (fold_source_root)
+    clip_map: np.ndarray  # the clipper + FF2 tree's, its three currents in one row (sum_outputs)
     clip_root: np.ndarray  # the diode pair's parameters
     pre_z: np.ndarray  # channels x the pre-amp tree's working vector
     clip_z: np.ndarray
@@ -167,11 +174,11 @@ def run_gain_stage(x, y, s):
     """x, y: channels x frames at the oversampled rate; s: the GainStageState (or it as a
     plain tuple)."""
     s = GainStageState(*s)
-    coef, pre_matrix, clip_matrix, clip_root = s.coef, s.pre_matrix, s.clip_matrix, s.clip_root
+    coef, pre_map, clip_map, clip_root = s.coef, s.pre_map, s.clip_map, s.clip_root
     pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
     opamp_state, adaa = s.opamp_state, s.adaa
     n_pre = pre_result.shape[1] - 2  # states of the pre-amp tree (it has two outputs)
-    n_clip = clip_result.shape[1] - 3  # states of the clipper tree (three outputs)
+    n_clip = clip_result.shape[1] - 1  # states of the clipper tree (one output: the currents)
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
     y20, g13 = coef[Y20], coef[G13]
     amp_low, amp_high = coef[AMP_LOW], coef[AMP_HIGH]
@@ -196,8 +203,7 @@ def run_gain_stage(x, y, s):
             pz = pre_z[ch]
             pr = pre_result[ch]
             pz[n_pre] = vi
-            state_space_step(pre_matrix, pz, n_pre, 1, ROOT_IDEAL_VOLTAGE_SOURCE, 0, clip_root,
-                             coef[PRE_PORT], pr)
+            folded_source_step(pre_map, pz, n_pre, pr)
             # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
             op = opamp_state[ch]
             h7 = op[H7]
@@ -223,14 +229,14 @@ def run_gain_stage(x, y, s):
             cz[n_clip] = v_amp
             cz[n_clip + 1] = vi
             if antialiasing:
-                antialiased_diode_pair_step(clip_matrix, cz, n_clip, clip_root, port, adaa[ch],
+                antialiased_diode_pair_step(clip_map, cz, n_clip, clip_root, port, adaa[ch],
                                             cr)
             else:
-                state_space_step(clip_matrix, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
+                state_space_step(clip_map, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
                                  port, cr)
             # 4. summing amp: the four branch currents through R20 || C13 (whose current, from
             # the output into the summing node, is g13 v_out - h13)
-            i_sum = pr[n_pre + 1] + cr[n_clip] + cr[n_clip + 1] + cr[n_clip + 2]
+            i_sum = pr[n_pre + 1] + cr[n_clip]
             h13 = companion_history(g13, op[V13], op[I13:])
             v_out = min(max((h13 - i_sum) * inv_y20, sum_low), sum_high)
             op[V13] = v_out
@@ -392,12 +398,15 @@ class GainStage(Processor):
         self.gang_b_bottom = self.clipper.pot(gang_b_bottom)
         g7, g8 = (2.0 * cap * high_rate for cap in (c.C7, c.C8))  # trapezoidal
         g13 = c.C13 * high_rate / WIDEBAND_WEIGHTS[0]  # the wide-band rule
-        self.coef = np.zeros(15)
+        self.coef = np.zeros(ADAA_PORT + 1)
         self.coef[ANTIALIASING] = 1.0 if antialiasing else 0.0
         self.coef[[Y7, G7, Y8, G8, Y20, G13]] = (1 / c.R11 + g7, g7, 1 / c.R12 + g8, g8,
                                                  1 / c.R20 + g13, g13)
         self.coef[[AMP_LOW, AMP_HIGH]] = c.output_limits(c.U1_RAILS)
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
+        n_pre, n_clip = self.preamp.n_states, self.clipper.n_states
+        self.pre_map = np.zeros((n_pre + 2, n_pre + 1))  # rows: states, U1B's + input, FF1
+        self.clip_map = np.zeros((n_clip + 2, n_clip + 3))  # rows: wave up, states, currents
         self._set_pots(self.glide.item(CURRENT))
         self._allocate_state()
 
@@ -422,18 +431,19 @@ class GainStage(Processor):
         self.gang_b_bottom.set(bottom)
         self.preamp.derive()
         self.clipper.derive()
+        fold_source_root(self.preamp.matrix, self.pre_map)
+        sum_outputs(self.clipper.matrix, self.clipper.n_states, self.clip_map)
         # gang A's bottom and R10: the series part of U1B's ground leg
         self.coef[RS] = bottom + c.R10
-        self.coef[PRE_PORT] = self.preamp.port_resistance
         self.coef[CLIP_PORT] = self.clipper.port_resistance
 
     def _allocate_state(self):
         n_pre, n_clip, channels = self.preamp.n_states, self.clipper.n_states, self.channels
         self.oversampler = Oversampler(self.oversampling, channels)
         self.kernel_state = GainStageState(
-            self.coef, self.preamp.matrix, self.clipper.matrix, self.clipper.root_params,
-            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
-            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 3)),
+            self.coef, self.pre_map, self.clip_map, self.clipper.root_params,
+            np.zeros((channels, n_pre + 1)), np.zeros((channels, n_clip + 3)),
+            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 1)),
             np.zeros((channels, OPAMP_STATES)), np.zeros((channels, AMP + 1)))
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.kernel_args = plain(self.kernel_state)

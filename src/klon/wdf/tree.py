@@ -242,6 +242,47 @@ def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root
 
 
 @njit(cache=True, error_model="numpy")
+def fold_source_root(matrix, out):
+    """For a tree rooted at an ideal voltage source, its one input: the derived map with the root
+    solved in (the wave down is 2 v - the wave up), so a sample is one product. out: rows the
+    next states, then the outputs; columns the states, then v (derive_state_space's matrix, less
+    its root row and root column)."""
+    last = matrix.shape[1] - 1  # the root wave's column; v's is the one before
+    for i in range(1, matrix.shape[0]):
+        to_down = matrix[i, last]
+        for j in range(last):
+            out[i - 1, j] = matrix[i, j] - to_down * matrix[0, j]
+        out[i - 1, last - 1] += 2.0 * to_down
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
+def folded_source_step(folded, z, n_states, result):
+    """One sample by fold_source_root's map: z holds [stored waves, v] (the caller sets v); the
+    stored waves are updated in place and the outputs left in result[n_states:]."""
+    columns = folded.shape[1]
+    for i in range(folded.shape[0]):
+        acc = 0.0
+        for j in range(columns):
+            acc += folded[i, j] * z[j]
+        result[i] = acc
+    for i in range(n_states):
+        z[i] = result[i]
+
+
+@njit(cache=True, error_model="numpy")
+def sum_outputs(matrix, n_states, out):
+    """The derived map with all its output rows added into one (out's last row), for a caller
+    that only needs their sum: one product where there were several."""
+    for j in range(matrix.shape[1]):
+        total = 0.0
+        for i in range(1 + n_states, matrix.shape[0]):
+            total += matrix[i, j]
+        for i in range(1 + n_states):
+            out[i, j] = matrix[i, j]
+        out[1 + n_states, j] = total
+
+
+@njit(cache=True, error_model="numpy")
 def set_antialiasing_memory(memory, a, root_params, port_resistance):
     """memory = [a, F(a), f(a), offset]: what antialiased_diode_pair remembers of the sample
     before, for a wave a up to the pair, f(a) = 2 v(a) - a the wave it reflects and F its
