@@ -1,8 +1,8 @@
-"""The neural model's commands: `klon dataset`, `klon train`, `klon plot`.
+"""The neural model's commands: `klon dataset`, `klon train`, `klon sweep`, `klon plot`.
 
 Argument parsing only: the work is klon.train's (train.dataset.render_gains,
-train.jobs.train_gains). Parsers are built without importing torch; the handlers import
-klon.train (which needs torch) only when they run.
+train.jobs.train_gains, train.sweep.run_sweep). Parsers are built without importing torch or
+Ray; the handlers import klon.train (which needs torch) and Ray only when they run.
 """
 import argparse
 import sys
@@ -60,6 +60,9 @@ def add_parsers(commands) -> None:
     d.add_argument("--oversampling", type=int, default=None, choices=[1, 2, 4],
                    help="the circuit's oversampling for the targets (default: the engine's for "
                    "the rate; 4 renders them with less aliasing, in twice the time)")
+    _ray_options(d, "render the clips as parallel tasks on Ray (needs the scale extra): a local "
+                 "Ray on this machine's cores, or with an ADDRESS ('auto', 'ray://HOST:PORT') "
+                 "a cluster (the inputs and --out on a filesystem every node sees)")
 
     t = commands.add_parser("train", help="train a neural gain stage (needs torch)")
     t.add_argument("data", nargs="?", help="training data folder: DataIn/ + Data<percent>/ "
@@ -116,6 +119,19 @@ def add_parsers(commands) -> None:
     t.add_argument("--jobs", type=int, default=1,
                    help="train this many gains at once (one core each)")
 
+    w = commands.add_parser("sweep", help="train many models on Ray Tune (architectures, sizes, "
+                            "knob inputs, learning rates, seeds, data) and rank them by "
+                            "validation ESR against cost (needs torch and the scale extra)")
+    w.add_argument("config", help="the sweep's TOML file (docs/sweeps.md)")
+    w.add_argument("--out", required=True, help="folder for the sweep: its data renders, Ray "
+                   "Tune's trials and checkpoints, models/, best.json and leaderboard.*; a "
+                   "folder holding this sweep unfinished resumes it")
+    w.add_argument("--address", default=None, help="a Ray cluster: 'auto' (the one this "
+                   "machine belongs to) or 'ray://HOST:PORT' (default: a local Ray on this "
+                   "machine's cores)")
+    w.add_argument("--cpus", type=int, default=None,
+                   help="cores of the local Ray (default: all of them)")
+
     p = commands.add_parser("plot", help="a model's figures: target vs prediction in time, "
                             "their spectra, and its training curves")
     p.add_argument("model", help="model file (.json)")
@@ -126,13 +142,34 @@ def add_parsers(commands) -> None:
     p.add_argument("--out", default="out/plots", help="output folder")
 
 
+def _ray_options(parser, help_text):
+    parser.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                        help=help_text)
+    parser.add_argument("--cpus", type=int, default=None,
+                        help="with --ray: cores of the local Ray (default: all of them)")
+
+
+LOCAL = "local"  # --ray without an address
+
+
 def dataset(args: argparse.Namespace) -> None:
+    import contextlib
+
     from klon.train.dataset import render_gains
-    render_gains(args.inputs, args.out, _gains(args.gain, moving=True), log=sys.stderr,
-                 diode=args.diode, sample_rate=args.sample_rate,
-                 input_gain_db=args.input_gain_db, synth_seconds=args.synth, seed=args.seed,
-                 takes=args.takes, tone_seconds=args.tones, oversampling=args.oversampling,
-                 band_limited=args.band_limited)
+    if args.cpus is not None and args.ray is None:
+        raise KlonError("--cpus sizes the local Ray of --ray: give --ray too")
+    if args.ray is None:
+        cluster = contextlib.nullcontext()
+    else:
+        from klon.core.cluster import connected
+        cluster = connected(None if args.ray == LOCAL else args.ray, args.cpus)
+    with cluster:
+        render_gains(args.inputs, args.out, _gains(args.gain, moving=True), log=sys.stderr,
+                     diode=args.diode, sample_rate=args.sample_rate,
+                     input_gain_db=args.input_gain_db, synth_seconds=args.synth,
+                     seed=args.seed, takes=args.takes, tone_seconds=args.tones,
+                     oversampling=args.oversampling, band_limited=args.band_limited,
+                     use_ray=args.ray is not None)
 
 
 def _config(args):
@@ -171,10 +208,18 @@ def train(args: argparse.Namespace) -> None:
                 force=args.force)
 
 
+def sweep(args: argparse.Namespace) -> None:
+    from klon.core.cluster import require_ray
+    require_ray()  # before torch is imported or anything is read
+    from klon.train import sweep_config
+    from klon.train.sweep import run_sweep
+    run_sweep(sweep_config.read(args.config), args.out, args.address, args.cpus)
+
+
 def plot(args: argparse.Namespace) -> None:
     from klon.train.plots import plot_model
     for path in plot_model(args.model, args.data, args.clip, args.out):
         print(f"wrote {path}", file=sys.stderr)
 
 
-HANDLERS = {"dataset": dataset, "train": train, "plot": plot}
+HANDLERS = {"dataset": dataset, "train": train, "sweep": sweep, "plot": plot}

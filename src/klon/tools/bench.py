@@ -132,16 +132,21 @@ def make_runner(engine: str, sample_rate: float, channels: int,
         note = "the whole pedal" + (f", model set '{models}'" if engine == "neural" else "")
         return Runner(pedal.process, lambda: pedal.reset(channels)), note
     if engine == "gru":
-        from klon.neural import RecurrentModel
         file, spec = gru_model_file(models)
-        model = RecurrentModel(spec)
-        note = (f"{spec.kind.upper()}-{spec.hidden_size} + Dense(1) alone, "
-                f"{os.path.basename(file)} of '{models}'")
-        if spec.inputs == 1:
-            return Runner(model.process, lambda: model.reset(channels)), note
-        return Runner(_with_knobs(model.process, spec.inputs), lambda: model.reset(channels)), \
-            note + ", Gain input 0.5"
+        runner, note = model_runner(spec, channels)
+        return runner, f"{note}, {os.path.basename(file)} of '{models}'"
     return _torch_runner(channels)
+
+
+def model_runner(spec, channels: int) -> tuple[Runner, str]:
+    """One model (a ModelSpec) alone in klon's engine, its knob inputs held at 0.5, and a note."""
+    from klon.neural import RecurrentModel
+    model = RecurrentModel(spec)
+    note = f"{spec.kind.upper()}-{spec.hidden_size} + Dense(1) alone"
+    if spec.inputs == 1:
+        return Runner(model.process, lambda: model.reset(channels)), note
+    return Runner(_with_knobs(model.process, spec.inputs), lambda: model.reset(channels)), \
+        note + ", Gain input 0.5"
 
 
 def _with_knobs(process, inputs):

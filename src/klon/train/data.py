@@ -54,6 +54,19 @@ class PairedAudio:
                            self.gain, list(self.warnings),
                            None if self.knobs is None else self.knobs[index], self.knob_names)
 
+    def with_knobs(self, names):
+        """The same clips with only the knob inputs `names` (in that order; none: an audio-only
+        model, the baseline a conditioned one is compared with)."""
+        names = tuple(names)
+        unknown = [n for n in names if n not in self.knob_names]
+        if unknown:
+            have = ", ".join(self.knob_names) or "none"
+            raise KlonError(f"{self.source} has no {unknown[0]!r} knob input (it has: {have})")
+        keep = [self.knob_names.index(n) for n in names]
+        return PairedAudio(self.inputs, self.targets, self.sample_rate, self.score_start,
+                           self.names, self.source, self.gain, list(self.warnings),
+                           self.knobs[:, :, keep] if keep else None, names)
+
     @property
     def model_inputs(self):
         """Clips x samples x inputs: the audio, then the knobs (what the model reads)."""

@@ -136,6 +136,23 @@ def band_limited_stage(sample_rate: float, gain: float, diode: str = "1n34a") ->
     return GainStage(sample_rate * BAND_LIMITED_FACTOR, gain, diode, 4)
 
 
+def circuit_stage(sample_rate: int, gain: float, diode: str, oversampling: int | None,
+                  band_limited: bool) -> GainStage:
+    """The gain stage that renders a dataset's targets (a new one per clip costs well under a
+    millisecond, and leaves nothing of one clip in the next, whichever process renders it)."""
+    if band_limited:
+        return band_limited_stage(sample_rate, gain, diode)
+    return GainStage(sample_rate, gain, diode, oversampling)
+
+
+def render_target(settings: tuple, x: np.ndarray, path: np.ndarray | None) -> np.ndarray:
+    """One clip's target (float64): x through circuit_stage(*settings), its Gain along `path`
+    or held."""
+    band_limited = settings[-1]
+    return targets(circuit_stage(*settings), x, path,
+                   BAND_LIMITED_FACTOR if band_limited else 1)
+
+
 def targets(stage: GainStage, x: np.ndarray, path: np.ndarray | None = None,
             factor: int = 1) -> np.ndarray:
     """The stage's output for x (float64), its Gain along `path` or held. With `factor` > 1
@@ -159,14 +176,15 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
            diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
            synth_seconds: float = 0.0, seed: int = 0, takes: int = 1, *,
            tone_seconds: float = 0.0, oversampling: int | None = None,
-           band_limited: bool = False, log=None) -> Path:
+           band_limited: bool = False, use_ray: bool = False, log=None) -> Path:
     """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
     `inputs` are audio files or folders; `synth_seconds` of generated playing and
     `tone_seconds` of sine tones are added. `gain` is a Gain setting, or MOVING: each clip
     `takes` times along its own Gain path, the path as the input files' second channel.
     `oversampling` is the circuit's (default: the engine's for the rate). `band_limited`
     renders near alias-free targets: the circuit at BAND_LIMITED_FACTOR times the rate with
-    4x oversampling, low-passed back down (16 times the work)."""
+    4x oversampling, low-passed back down (16 times the work). `use_ray` renders the clips as
+    tasks on the connected Ray (klon.core.cluster), with the same result."""
     moving = gain == MOVING
     if moving and takes < 1:
         raise KlonError(f"--takes must be at least 1, got {takes}")
@@ -178,29 +196,36 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
         clips += sine_tones(tone_seconds, rate, seed)
     out = _new_folder(out_dir)
     scale = np.float32(10.0 ** (input_gain_db / 20.0))
-    if band_limited:
-        stage = band_limited_stage(rate, 0.0 if moving else gain, diode)
-    else:
-        stage = GainStage(rate, 0.0 if moving else gain, diode, oversampling)
-    factor = BAND_LIMITED_FACTOR if band_limited else 1
+    settings = (rate, 0.0 if moving else gain, diode, oversampling, band_limited)
     paths = np.random.default_rng([seed, 1])
-    count = 0
-    for i, (name, x) in enumerate(clips):
+    jobs, names = [], []
+    for name, x in clips:
         x = (x * scale).astype(np.float32)
         for take in range(takes if moving else 1):
             path = gain_path(paths, len(x), rate) if moving else None
-            y = targets(stage, x, path, factor)
-            name_take = f"{name}-{take}" if moving and takes > 1 else name
-            audio.write(out / "input" / f"{name_take}.wav",
+            names.append(f"{name}-{take}" if moving and takes > 1 else name)
+            jobs.append((settings, x, path))
+            audio.write(out / "input" / f"{names[-1]}.wav",
                         x if path is None else np.stack([x, path]), rate)
-            audio.write(out / "target" / f"{name_take}.wav", y.astype(np.float32), rate)
-            count += 1
-        if log and (i + 1 == len(clips) or (i + 1) % 50 == 0):
-            print(f"rendered {i + 1}/{len(clips)} clips", file=log, flush=True)
+
+    def write_target(index, y):
+        audio.write(out / "target" / f"{names[index]}.wav", y.astype(np.float32), rate)
+        done[0] += 1
+        if log and (done[0] == len(jobs) or done[0] % 50 == 0):
+            print(f"rendered {done[0]}/{len(jobs)} clips", file=log, flush=True)
+
+    done = [0]
+    if use_ray:
+        from klon.core.cluster import run_all
+        run_all(render_target, jobs, write_target)
+    else:
+        for index, job in enumerate(jobs):
+            write_target(index, render_target(*job))
+    stage = circuit_stage(*settings)
     manifest = {"format": "klon-dataset", "target": "klon circuit gain stage",
                 "gain": None if moving else gain, "diode": diode, "sample_rate": rate,
                 "oversampling": stage.oversampling, "band_limited": band_limited,
-                "input_gain_db": input_gain_db, "clips": count,
+                "input_gain_db": input_gain_db, "clips": len(jobs),
                 "inputs": [str(p) for p in files], "synth_seconds": synth_seconds,
                 "tone_seconds": tone_seconds, "seed": seed}
     if moving:

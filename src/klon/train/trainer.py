@@ -118,6 +118,7 @@ class Trainer:
         self.best_esr = math.inf
         self.best_epoch = 0
         self.seconds = 0.0
+        self.finished = False  # the run has ended (epoch limit, patience or time budget)
         start = data.score_start
         self.first = max(0, start - cfg.warmup)
         self.x_all = torch.from_numpy(data.model_inputs.astype(np.float32))
@@ -206,7 +207,10 @@ class Trainer:
         return clip_esr(y.cpu().numpy()[:, s:], self.data.targets[self.validation_index, s:])
 
     # --- the loop ---------------------------------------------------------------------------
-    def run(self):
+    def run(self, after_epoch=None):
+        """Train until the epoch limit, the patience or the time budget ends it. `after_epoch`
+        (a function of the trainer) runs after every epoch, its checkpoint written: it may
+        read `history`, `best_epoch` and `finished` (whether this epoch was the last)."""
         cfg = self.config
         started = self.started = time.perf_counter() - self.seconds
         stale = len(self.history.epoch) - self.best_epoch if self.history.epoch else 0
@@ -234,7 +238,10 @@ class Trainer:
                 self.save_checkpoint(self.checkpoint)
             out_of_time = cfg.minutes is not None and self.seconds > 60 * cfg.minutes
             stop = stale >= cfg.patience or out_of_time
+            self.finished = stop or epoch == cfg.epochs
             self._progress(epoch, epoch if stop else cfg.epochs)
+            if after_epoch is not None:
+                after_epoch(self)
             if stop:
                 break
         if self.log and self._tty():

@@ -1,0 +1,275 @@
+"""A sweep's leaderboard: every trial's settings, how it ended, its best validation ESR and what
+its model costs to run, with the Pareto front of ESR against cost marked.
+
+Cost is measured after the sweep, one model at a time on a quiet driver (never while trials
+train beside it): nanoseconds per sample in klon's engine (the model alone, mono, 64-sample
+blocks, CPU clock, best of REPEATS), and where the ARM toolchain and QEMU are here,
+instructions per sample of the exported C on the emulated Cortex-M7 (the gain stage alone,
+knobs still, -O2). A model file of each trial goes to OUT/models, the best one to OUT/best.json.
+"""
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from klon.core.errors import KlonError
+from klon.core.figures import pyplot, save_figure
+from klon.core.files import atomic_write
+
+ENDED = "ended.json"  # in OUT/tune: how each trial ended, as the driver saw it
+BLOCK = 64  # a plugin host's typical block
+SECONDS = 1.0  # of noise timed per repeat
+REPEATS = 5
+M7_SECONDS = 1.0  # of the reference clip on the emulated Cortex-M7
+
+
+@dataclass
+class Entry:
+    trial: str  # Tune's trial id
+    cell: str
+    hidden: int
+    knobs: str  # the knob inputs, "+"-joined; "-" for none
+    learning_rate: float
+    seed: int
+    data: str
+    status: str  # finished | stopped early | failed | unfinished
+    epochs: int
+    best_epoch: int
+    best_esr: float | None  # best validation ESR, a fraction
+    seconds: float
+    ns_per_sample: float | None = None
+    cortex_m7: float | None = None  # instructions per sample
+    pareto: bool = False
+    model: str | None = None  # the trial's best model file
+    error: str = ""
+
+
+def record_end(out_tune: Path, trial_id: str, how: str) -> None:
+    """Note how a trial ended (the driver's callback): a trial not noted when the sweep stops
+    was interrupted, and resumes."""
+    path = Path(out_tune) / ENDED
+    ended = json.loads(path.read_text()) if path.exists() else {}
+    ended[trial_id] = how
+    atomic_write(path, json.dumps(ended, indent=1) + "\n")
+
+
+def _error_line(error) -> str:
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def entries(results, config) -> list["Entry"]:
+    """The leaderboard's rows from Tune's ResultGrid, best first; each trial's model file
+    copied to OUT/models (OUT: the folder above Tune's)."""
+    from klon.train.sweep import METRIC, TRIAL_MODEL, trial_settings
+    out = Path(results.experiment_path).parent.parent
+    ended_path = Path(results.experiment_path).parent / ENDED
+    ended = json.loads(ended_path.read_text()) if ended_path.exists() else {}
+    (out / "models").mkdir(exist_ok=True)
+    rows = []
+    for result in sorted(results, key=lambda r: r.path):
+        settings = trial_settings(result.config, config.fixed)
+        trial = next((t for t in ended if f"_{t}_" in os.path.basename(result.path)),
+                     os.path.basename(result.path))
+        metrics = result.metrics or {}
+        knobs = settings["knobs"]
+        entry = Entry(trial, settings["cell"], int(settings["hidden"]),
+                      "(all)" if knobs is None else "+".join(knobs) or "-",
+                      float(settings["learning_rate"]), int(settings["seed"]), settings["data"],
+                      ended.get(trial, "unfinished"), int(metrics.get("epoch", 0)),
+                      int(metrics.get("best_epoch", 0)), metrics.get(METRIC),
+                      float(metrics.get("seconds", 0.0)))
+        if result.error is not None:
+            entry.status, entry.error = "failed", _error_line(result.error)
+        elif result.checkpoint is not None:
+            model = out / "models" / f"{trial}.json"
+            with result.checkpoint.as_directory() as folder:
+                atomic_write(model, Path(folder, TRIAL_MODEL).read_text())
+            entry.model = str(model)
+        rows.append(entry)
+    rows.sort(key=lambda e: (e.best_esr is None, e.best_esr or 0.0))
+    return rows
+
+
+def measure_costs(rows: list[Entry], cortex_m7: str | bool = "auto", log=sys.stderr) -> None:
+    """Each model's cost (see the module notes), once per shape: cell, width and inputs."""
+    from klon.neural.model_file import read_model
+    from klon.tools.bench import CLOCKS, model_runner, time_runner
+    if cortex_m7 == "auto":
+        cortex_m7 = _toolchain_here()
+    elif cortex_m7:
+        _toolchain_here(required=True)
+    noise = np.random.default_rng(0).uniform(-1, 1, (1, int(44_100 * SECONDS)))
+    noise = noise.astype(np.float32)
+    measured = {}
+    for entry in rows:
+        if entry.model is None:
+            continue
+        spec = read_model(entry.model)
+        shape = (spec.kind, spec.hidden_size, spec.inputs)
+        if shape not in measured:
+            runner, _ = model_runner(spec, 1)
+            times, frames = time_runner(runner, noise, BLOCK, REPEATS, CLOCKS["cpu"])
+            ns = 1e9 * min(times) / frames
+            m7 = _cortex_m7(entry.model) if cortex_m7 else None
+            measured[shape] = ns, m7
+            m7_text = f", {m7:.0f} instructions/sample on the Cortex-M7" if m7 else ""
+            print(f"cost of {spec.kind.upper()}-{spec.hidden_size} with {spec.inputs} input(s): "
+                  f"{ns:.1f} ns/sample{m7_text}", file=log, flush=True)
+        entry.ns_per_sample, entry.cortex_m7 = measured[shape]
+    mark_pareto(rows)
+
+
+def _toolchain_here(required=False) -> bool:
+    from klon.export.toolchain import find_tool
+    try:
+        find_tool("arm-none-eabi-gcc")
+        find_tool("qemu-system-arm")
+    except KlonError:
+        if required:
+            raise
+        return False
+    return True
+
+
+def _cortex_m7(model: str) -> float:
+    """Instructions per sample of the model's exported C, the gain stage alone, knobs still."""
+    from klon.export.c99.neural_c import export_c
+    from klon.export.cortex_m7.measure import Case, cortex_m7, reference_clip
+    clip = reference_clip(M7_SECONDS)
+    with tempfile.TemporaryDirectory(prefix="klon-sweep-m7-") as folder:
+        export_c(folder, model=model, force=True)
+        case = Case(engine="neural", target="gain", move_at=len(clip) + 1)
+        return cortex_m7(folder, case, clip).instructions_per_sample
+
+
+def mark_pareto(rows: list[Entry]) -> None:
+    """Mark the trials no other beats on both ESR and ns per sample (ties kept)."""
+    scored = [e for e in rows if e.best_esr is not None and e.ns_per_sample is not None]
+    for entry in scored:
+        entry.pareto = not any(
+            o.best_esr <= entry.best_esr and o.ns_per_sample <= entry.ns_per_sample
+            and (o.best_esr < entry.best_esr or o.ns_per_sample < entry.ns_per_sample)
+            for o in scored)
+
+
+COLUMNS = ("rank", "trial", "cell", "hidden", "knobs", "learning_rate", "seed", "data", "status",
+           "epochs", "best_epoch", "best_esr_percent", "ns_per_sample", "cortex_m7",
+           "pareto", "seconds", "error")
+
+
+def _row(rank, e: Entry) -> dict:
+    return {"rank": rank, "trial": e.trial, "cell": e.cell, "hidden": e.hidden, "knobs": e.knobs,
+            "learning_rate": f"{e.learning_rate:.3g}", "seed": e.seed, "data": e.data,
+            "status": e.status, "epochs": e.epochs, "best_epoch": e.best_epoch,
+            "best_esr_percent": "" if e.best_esr is None else f"{100 * e.best_esr:.4f}",
+            "ns_per_sample": "" if e.ns_per_sample is None else f"{e.ns_per_sample:.1f}",
+            "cortex_m7": "" if e.cortex_m7 is None else f"{e.cortex_m7:.0f}",
+            "pareto": "yes" if e.pareto else "", "seconds": f"{e.seconds:.0f}",
+            "error": e.error}
+
+
+def csv_text(rows: list[Entry]) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for rank, entry in enumerate(rows, 1):
+        writer.writerow(_row(rank, entry))
+    return text.getvalue()
+
+
+def markdown(rows: list[Entry]) -> str:
+    head = ("| # | trial | cell | hidden | knobs | lr | seed | data | status | epochs | best "
+            "ESR % | ns/sample | M7 instr/sample | Pareto |")
+    numeric = {"#", "hidden", "lr", "seed", "epochs", "best ESR %", "ns/sample",
+               "M7 instr/sample"}
+    lines = [head, "|" + "|".join("---:" if c.strip() in numeric else "---"
+                                  for c in head.strip("|").split("|")) + "|"]
+    for rank, e in enumerate(rows, 1):
+        r = _row(rank, e)
+        status = e.status if not e.error else f"failed: {e.error}"
+        lines.append(f"| {rank} | {e.trial} | {e.cell} | {e.hidden} | {e.knobs} | "
+                     f"{r['learning_rate']} | {e.seed} | {e.data} | {status} | {e.epochs} | "
+                     f"{r['best_esr_percent'] or '-'} | {r['ns_per_sample'] or '-'} | "
+                     f"{r['cortex_m7'] or '-'} | {'**yes**' if e.pareto else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: list[Entry]) -> str:
+    header = (f"{'#':>3} {'trial':<12} {'cell':<5} {'hid':>4} {'knobs':<6} {'lr':>8} "
+              f"{'seed':>4} {'data':<10} {'status':<14} {'ep':>4} {'ESR %':>8} {'ns/smp':>7} "
+              f"{'M7':>6} P")
+    lines = [header]
+    for rank, e in enumerate(rows, 1):
+        r = _row(rank, e)
+        lines.append(f"{rank:>3} {e.trial[-12:]:<12} {e.cell:<5} {e.hidden:>4} {e.knobs:<6} "
+                     f"{r['learning_rate']:>8} {e.seed:>4} {e.data[:10]:<10} {e.status:<14} "
+                     f"{e.epochs:>4} {r['best_esr_percent'] or '-':>8} "
+                     f"{r['ns_per_sample'] or '-':>7} {r['cortex_m7'] or '-':>6} "
+                     f"{'*' if e.pareto else ''}" + (f"  {e.error}" if e.error else ""))
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[Entry], path) -> None:
+    """Validation ESR against ns per sample (and against Cortex-M7 instructions where
+    measured), the Pareto front drawn through its trials."""
+    plt = pyplot()
+    scored = [e for e in rows if e.best_esr is not None and e.ns_per_sample is not None]
+    m7 = [e for e in scored if e.cortex_m7 is not None]
+    panels = [("ns_per_sample", "ns per sample (klon engine, mono, block 64)")]
+    if m7:
+        panels.append(("cortex_m7", "instructions per sample (Cortex-M7, -O2)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
+    for ax, (field, label) in zip(axes[0], panels, strict=True):
+        points = m7 if field == "cortex_m7" else scored
+        for cell, marker in (("gru", "o"), ("lstm", "s")):
+            for conditioned, color in ((True, "tab:blue"), (False, "tab:orange")):
+                group = [e for e in points if e.cell == cell and (e.knobs != "-") == conditioned]
+                if group:
+                    ax.scatter([getattr(e, field) for e in group],
+                               [100 * e.best_esr for e in group], marker=marker, color=color,
+                               label=f"{cell.upper()}, {'knobs' if conditioned else 'audio only'}",
+                               alpha=0.8)
+        front = sorted((e for e in points if e.pareto), key=lambda e: getattr(e, field))
+        if front:
+            ax.step([getattr(e, field) for e in front], [100 * e.best_esr for e in front],
+                    where="post", color="black", lw=1, label="Pareto front (ns/sample)")
+        for e in points:
+            ax.annotate(f"{e.hidden}", (getattr(e, field), 100 * e.best_esr), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("best validation ESR (%)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_title("sweep: validation ESR against cost (numbers: hidden units)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def write(rows: list[Entry], out: str | os.PathLike, log=sys.stderr) -> list[Path]:
+    """leaderboard.{txt,csv,md,json,png} and best.json (the best model) into `out`."""
+    out = Path(out)
+    written = [atomic_write(out / "leaderboard.txt", text_table(rows)),
+               atomic_write(out / "leaderboard.csv", csv_text(rows)),
+               atomic_write(out / "leaderboard.md", markdown(rows)),
+               atomic_write(out / "leaderboard.json",
+                            json.dumps([asdict(e) for e in rows], indent=1) + "\n")]
+    plot(rows, out / "leaderboard.png")
+    written.append(out / "leaderboard.png")
+    best = next((e for e in rows if e.model is not None), None)
+    if best is not None:
+        written.append(atomic_write(out / "best.json", Path(best.model).read_text()))
+    print(text_table(rows), file=log, end="")
+    if best is not None:
+        print(f"best: trial {best.trial}, {best.cell.upper()}-{best.hidden}, validation ESR "
+              f"{100 * best.best_esr:.3f} % -> {out / 'best.json'}", file=log)
+    return written

@@ -1,0 +1,237 @@
+"""`klon sweep`: many trainings on Ray Tune, compared on one leaderboard.
+
+A sweep (klon.train.sweep_config) lists what is searched: the recurrent layer, its width, the
+knob inputs, the learning rate, the seed and the data. Each trial is klon's own Trainer in a Ray
+worker (one core by default, one torch and one numba thread), reporting its validation ESR after
+every epoch. ASHA stops the poor trials early: at each rung (grace, grace x reduction, ...
+epochs) only the best 1/reduction go on.
+
+Everything lands in the output folder:
+    sweep.toml          the sweep as started (a resumed sweep must be the same)
+    data/NAME/          the circuit renders of [data.NAME] tables, made once, on the same Ray
+    tune/               Ray Tune's experiment: every trial's results and its last checkpoint
+                        (the trainer's, which resumes exactly, and its best model so far)
+    models/TRIAL.json   each trial's best model; best.json the best of all (ready for --model)
+    leaderboard.*       the table (klon.train.leaderboard)
+
+Interrupted (Ctrl-C, a lost machine), the same command resumes: finished trials keep their
+results, unfinished ones go on from their last epoch, failed ones stay failed.
+"""
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from klon.core.errors import KlonError
+from klon.core.files import atomic_write
+from klon.train.sweep_config import SweepConfig, count_trials
+
+EXPERIMENT = "sweep"  # Tune's name for the experiment, a folder in OUT/tune
+TRIAL_STATE = "trainer.pt"  # in a trial's checkpoint: the trainer's own checkpoint
+TRIAL_MODEL = "model.json"  # and the trial's best model so far
+METRIC = "best_esr"  # what ASHA and the leaderboard rank by: the best validation ESR so far
+
+
+def check_out(config: SweepConfig, out: Path) -> bool:
+    """Whether `out` holds this sweep begun (it resumes); refuse a folder holding anything else."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise KlonError(f"--out: '{out}' is a file: give a folder for the sweep")
+    saved = out / "sweep.toml"
+    if not saved.exists():
+        if any(out.iterdir()):
+            raise KlonError(f"--out: '{out}' holds other files: give a new or empty folder")
+        return False
+    if saved.read_text() != config.text:
+        raise KlonError(f"--out: '{out}' holds another sweep (its sweep.toml differs from "
+                        f"'{config.path}'): give a new folder, or the same sweep file to resume")
+    return True
+
+
+def data_folders(config: SweepConfig, out: Path, log=sys.stderr) -> dict[str, tuple]:
+    """{name: (folder, gain)} for every [data.*] table; renders the missing ones into
+    OUT/data/NAME, on the connected Ray (a render lands whole or not at all)."""
+    from klon.train.dataset import render_gains
+    folders = {}
+    for name, source in config.data.items():
+        if source.folder is not None:
+            folders[name] = (str(source.folder), source.gain)
+            continue
+        folder = out / "data" / name
+        if not (folder / "dataset.json").exists():
+            settings = dict(source.render)
+            inputs, gain = settings.pop("inputs"), settings.pop("gain", 0.5)
+            renamed = {"synth": "synth_seconds", "tones": "tone_seconds"}
+            settings = {renamed.get(k, k): v for k, v in settings.items()}
+            print(f"rendering [data.{name}] into {folder}", file=log, flush=True)
+            shutil.rmtree(folder, ignore_errors=True)  # an empty folder left by a failed try
+            render_gains(inputs, folder, [gain if gain == "moving" else float(gain)],
+                         log=log, use_ray=True, **settings)
+        folders[name] = (str(folder), None)
+    return folders
+
+
+def trial_settings(params: dict, fixed: dict) -> dict:
+    """A trial's own settings: the searched ones from Tune, the rest the sweep's fixed ones."""
+    return {**fixed, **params}
+
+
+def trial_data(folders: dict, name: str, knobs: list | None):
+    """The trial's training data: the [data.NAME] folder, with only the `knobs` inputs (None:
+    all the data has)."""
+    from klon.train.data import load
+    folder, gain = folders[name]
+    data = load(folder, gain)
+    return data if knobs is None else data.with_knobs(knobs)
+
+
+def trial_config(train, settings: dict):
+    """The TrainConfig of a trial: the sweep's [train] with the trial's own settings."""
+    from dataclasses import replace
+    return replace(train, cell=settings["cell"], hidden=int(settings["hidden"]),
+                   learning_rate=float(settings["learning_rate"]), seed=int(settings["seed"]),
+                   device="cpu")
+
+
+def run_trial(params: dict, *, plan: dict) -> None:
+    """One trial, in a Ray worker: train, reporting to Tune after every epoch with a checkpoint;
+    resumes from Tune's checkpoint when the trial is restored."""
+    import numba
+    import torch
+    from ray import tune
+
+    from klon.train import export
+    from klon.train.trainer import Trainer
+    threads = max(1, int(plan["cpus_per_trial"]))
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    settings = trial_settings(params, plan["fixed"])
+    data = trial_data(plan["folders"], settings["data"], settings["knobs"])
+    trainer = Trainer(data, trial_config(plan["train"], settings), log=None)
+    best_model = {"text": None}
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            trainer.resume(os.path.join(folder, TRIAL_STATE))
+            best_model["text"] = Path(folder, TRIAL_MODEL).read_text()
+
+    def report(trainer):
+        epoch = trainer.history.epoch[-1]
+        with tempfile.TemporaryDirectory(prefix="klon-trial-") as folder:
+            if trainer.best_epoch == epoch:  # a new best: the model file is rewritten
+                export.save(Path(folder, TRIAL_MODEL), trainer.model,
+                            {**trainer.metadata(), "training_data": {"folder": data.source}})
+                best_model["text"] = Path(folder, TRIAL_MODEL).read_text()
+            else:
+                atomic_write(Path(folder, TRIAL_MODEL), best_model["text"])
+            trainer.save_checkpoint(Path(folder, TRIAL_STATE))
+            h = trainer.history
+            tune.report({"epoch": epoch, METRIC: trainer.best_esr,
+                         "validation_esr": h.validation_esr[-1], "train_esr": h.train_esr[-1],
+                         "best_epoch": trainer.best_epoch, "seconds": trainer.seconds,
+                         "finished": trainer.finished},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+    trainer.run(after_epoch=report)
+
+
+def _tuner(config: SweepConfig, plan: dict, storage: Path, resume: bool):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan),
+                                    {"cpu": config.cpus_per_trial})
+    path = storage / EXPERIMENT
+    if resume and tune.Tuner.can_restore(str(path)):
+        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=False)
+    space = {}
+    for key, values in config.space.items():
+        if isinstance(values, dict):
+            (distribution, (low, high)), = values.items()
+            space[key] = (tune.loguniform if distribution == "log_uniform"
+                          else tune.uniform)(low, high)
+        else:
+            space[key] = (tune.grid_search if config.kind == "grid" else tune.choice)(values)
+    epochs = config.train.epochs
+    scheduler = FIFOScheduler() if config.grace is None or config.grace >= epochs else \
+        ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=config.grace,
+                      reduction_factor=config.reduction)
+    return tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="min", scheduler=scheduler,
+            num_samples=config.trials if config.kind == "random" else 1,
+            search_alg=BasicVariantGenerator(random_state=0)),
+        run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(storage), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  callbacks=[_progress(count_trials(config), storage)]))
+
+
+def _progress(total: int, storage: Path):
+    """A Tune callback: a line on stderr as each trial ends (Tune's own output is off), and the
+    end noted for the leaderboard (leaderboard.record_end)."""
+    from ray.tune import Callback
+
+    from klon.train.leaderboard import record_end
+
+    class Progress(Callback):
+        ended = 0
+
+        def _line(self, trial, what, how):
+            record_end(storage, trial.trial_id, how)
+            self.ended += 1
+            print(f"trial {trial.trial_id} {what} ({self.ended}/{total} ended)",
+                  file=sys.stderr, flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            result = trial.last_result or {}
+            esr = result.get(METRIC)
+            how = "finished" if result.get("finished") else "stopped early"
+            self._line(trial, f"{how} at epoch {result.get('epoch', 0)}" + (
+                f": best validation ESR {100 * esr:.3f} %" if esr is not None else ""), how)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._line(trial, "failed", "failed")
+
+    return Progress()
+
+
+def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None = None,
+              cpus: int | None = None, log=sys.stderr):
+    """Run (or resume) the sweep into `out`; returns the leaderboard's entries."""
+    import logging
+
+    from klon.core.cluster import connected
+    from klon.train import leaderboard
+    out = Path(out).resolve()
+    resume = check_out(config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write(out / "sweep.toml", config.text)
+    # Tune's tables, hints and warnings off: _progress's lines and the leaderboard instead
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray", "ray.tune", "ray.train"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with connected(address, cpus) as ray:
+        folders = data_folders(config, out, log)
+        plan = {"folders": folders, "fixed": config.fixed, "train": config.train,
+                "cpus_per_trial": config.cpus_per_trial}
+        have = ray.cluster_resources().get("CPU", 0)
+        if have < config.cpus_per_trial:
+            raise KlonError(f"[resources] cpus_per_trial = {config.cpus_per_trial:g}, but the "
+                            f"Ray has {have:g} CPUs")
+        verb = "resuming" if resume else "running"
+        print(f"{verb} {count_trials(config)} trials, {have / config.cpus_per_trial:g} at a "
+              f"time, results in {out}", file=log, flush=True)
+        results = _tuner(config, plan, out / "tune", resume).fit()
+    entries = leaderboard.entries(results, config)
+    if any(e.status == "unfinished" for e in entries):
+        raise KlonError(f"the sweep stopped before every trial ended: run the same command "
+                        f"again to resume it ({out})")
+    leaderboard.measure_costs(entries, config.cortex_m7, log)
+    leaderboard.write(entries, out, log)
+    return entries
