@@ -38,7 +38,7 @@ class Entry:
     learning_rate: float
     seed: int
     data: str
-    status: str  # finished | stopped early | failed | unfinished
+    status: str  # finished | stopped early | failed
     epochs: int
     best_epoch: int
     best_esr: float | None  # best validation ESR, a fraction
@@ -67,23 +67,29 @@ def _error_line(error) -> str:
 
 def entries(results, config) -> list["Entry"]:
     """The leaderboard's rows from Tune's ResultGrid, best first; each trial's model file
-    copied to OUT/models (OUT: the folder above Tune's)."""
+    copied to OUT/models (OUT: the folder above Tune's). A sweep with trials that have not
+    ended (interrupted) is refused: it resumes."""
     from klon.train.sweep import METRIC, TRIAL_MODEL, trial_settings
     out = Path(results.experiment_path).parent.parent
     ended_path = Path(results.experiment_path).parent / ENDED
     ended = json.loads(ended_path.read_text()) if ended_path.exists() else {}
+    results = sorted(results, key=lambda r: r.path or "")
+    ids = [next((t for t in ended if r.path and f"_{t}_" in os.path.basename(r.path)), None)
+           for r in results]
+    if any(r.error is None and t is None for r, t in zip(results, ids, strict=True)):
+        raise KlonError(f"the sweep stopped before every trial ended: run the same command "
+                        f"again to resume it ({out})")
     (out / "models").mkdir(exist_ok=True)
     rows = []
-    for result in sorted(results, key=lambda r: r.path):
+    for result, trial in zip(results, ids, strict=True):
         settings = trial_settings(result.config, config.fixed)
-        trial = next((t for t in ended if f"_{t}_" in os.path.basename(result.path)),
-                     os.path.basename(result.path))
+        trial = trial or os.path.basename(result.path)
         metrics = result.metrics or {}
         knobs = settings["knobs"]
         entry = Entry(trial, settings["cell"], int(settings["hidden"]),
                       "(all)" if knobs is None else "+".join(knobs) or "-",
                       float(settings["learning_rate"]), int(settings["seed"]), settings["data"],
-                      ended.get(trial, "unfinished"), int(metrics.get("epoch", 0)),
+                      ended.get(trial, "failed"), int(metrics.get("epoch", 0)),
                       int(metrics.get("best_epoch", 0)), metrics.get(METRIC),
                       float(metrics.get("seconds", 0.0)))
         if result.error is not None:

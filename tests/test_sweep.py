@@ -1,0 +1,296 @@
+"""`klon sweep` and `klon dataset --ray`: training and rendering scaled out on a local Ray (2
+CPUs), as a user runs them: the leaderboard and best model, a failing trial, an interrupted
+sweep resumed, the same numbers as a serial run, and no Ray process left behind."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import KLON, TIMEOUT, run_klon
+
+from klon.core.errors import KlonError
+from klon.train.dataset import render
+from klon.train.leaderboard import Entry, mark_pareto
+from klon.train.sweep_config import count_trials, read
+
+MARK = "KLON_TEST_RAY_MARK"  # set in a test's klon: every Ray process it starts inherits it
+
+
+def klon_marked(*args, mark: str, **options):
+    """`klon ARGS` with `mark` in its environment (run_klon's process, or a Popen)."""
+    env = {**os.environ, MARK: f"{mark}-{os.getpid()}"}
+    command = [*KLON, *map(str, args)]
+    if options.pop("background", False):
+        return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env,
+                          check=False)
+
+
+def processes_marked(mark: str) -> set[int]:
+    """The pids of the processes whose environment holds `mark` (a test's klon, and the Ray
+    daemons and workers it started)."""
+    found = set()
+    needle = f"{MARK}={mark}-{os.getpid()}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.add(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def left_behind(mark: str, seconds: float = 30.0) -> set[int]:
+    """The processes of a finished klon still there after up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (left := processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny Gain-conditioned dataset, and a copy with one target cut short (its trials fail
+    when they load it)."""
+    root = tmp_path_factory.mktemp("sweep-data")
+    good = render([], root / "good", "moving", synth_seconds=6.0, takes=1)
+    broken = root / "broken"
+    shutil.copytree(good, broken)
+    target = sorted((broken / "target").iterdir())[0]
+    y, rate = sf.read(target, dtype="float32")
+    sf.write(target, y[: len(y) // 2], rate, subtype="FLOAT")
+    return good, broken, target.stem
+
+
+SWEEP = """
+[data.good]
+folder = "{good}"
+[data.broken]
+folder = "{broken}"
+
+[search]
+hidden = [2, 3]
+data = ["good", "broken"]
+knobs = [["gain"]]
+
+[train]
+epochs = 3
+batch_size = 4
+validation = 2
+
+[stopping]
+off = true
+
+[cost]
+cortex_m7 = true
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep(data, tmp_path_factory):
+    """The sweep run once by `klon sweep` on a local Ray of 2 CPUs: (output folder, the
+    command's result, Ray processes left after it)."""
+    good, broken, _ = data
+    root = tmp_path_factory.mktemp("sweep")
+    config = root / "sweep.toml"
+    config.write_text(SWEEP.format(good=good, broken=broken))
+    result = klon_marked("sweep", config, "--out", root / "out", "--cpus", "2", mark="sweep")
+    return root / "out", result, left_behind("sweep")
+
+
+def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, tmp_path):
+    out, result, _ = sweep
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "leaderboard.json").read_text())
+    assert len(rows) == 4
+    done = [r for r in rows if r["status"] == "finished"]
+    assert sorted(r["hidden"] for r in done) == [2, 3]
+    assert all(r["data"] == "good" and r["epochs"] == 3 for r in done)
+    # best first; every finished trial costed in klon's engine and on the Cortex-M7
+    assert rows[0]["best_esr"] == min(r["best_esr"] for r in done)
+    assert all(r["ns_per_sample"] > 0 and r["cortex_m7"] > 100 for r in done)
+    assert any(r["pareto"] for r in done)
+    for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.txt", "leaderboard.png"):
+        assert (out / name).stat().st_size > 100, name
+    assert "best validation ESR" not in result.stdout  # the table and lines go to stderr
+    assert "best: trial" in result.stderr
+    # the best model plays in klon's neural engine as --model
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, 0.3 * np.sin(np.arange(4410) * 0.05), 44100, subtype="FLOAT")
+    played = run_klon("process", clip, tmp_path / "out.wav", "--engine", "neural", "--model",
+                      out / "best.json")
+    assert played.returncode == 0, played.stderr
+    y, _ = sf.read(tmp_path / "out.wav")
+    assert np.all(np.isfinite(y)) and np.max(np.abs(y)) > 0.01
+
+
+def test_a_failing_trial_is_reported_and_the_others_go_on(sweep, data):
+    out, result, _ = sweep
+    _, _, cut = data
+    rows = json.loads((out / "leaderboard.json").read_text())
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 2 and all(r["data"] == "broken" for r in failed)
+    assert all(cut in r["error"] and r["best_esr"] is None for r in failed)
+    assert "failed" in (out / "leaderboard.md").read_text()
+
+
+def test_the_best_trial_equals_the_same_training_run_serially(sweep, data):
+    from klon.train.jobs import train_model
+    from klon.train.trainer import TrainConfig
+    out, _, _ = sweep
+    good, _, _ = data
+    best = json.loads((out / "leaderboard.json").read_text())[0]
+    config = TrainConfig(hidden=best["hidden"], epochs=3, batch_size=4, validation=2,
+                         seed=best["seed"], learning_rate=best["learning_rate"], device="cpu")
+    serial = train_model(good, None, out.parent / "serial.json", config)
+    assert serial["validation_esr"] == pytest.approx(best["best_esr"], rel=1e-9)
+
+
+def test_the_sweep_leaves_no_ray_process_behind(sweep):
+    _, result, left = sweep
+    assert result.returncode == 0, result.stderr
+    assert not left
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(data, tmp_path):
+    good, _, _ = data
+    config = tmp_path / "sweep.toml"
+    # one trial at a time (2 CPUs each), so the interruption lands in the second trial
+    config.write_text(f'[data.good]\nfolder = "{good}"\n[search]\nseed = [0, 1, 2]\n'
+                      f'[train]\nepochs = 4\nbatch_size = 4\nvalidation = 2\n'
+                      f'[stopping]\noff = true\n[resources]\ncpus_per_trial = 2\n'
+                      f'[cost]\ncortex_m7 = false\n')
+    out = tmp_path / "out"
+    command = ["sweep", config, "--out", out, "--cpus", "2"]
+    first = klon_marked(*command, mark="interrupted", background=True)
+    ended = out / "tune" / "ended.json"
+    deadline = time.monotonic() + TIMEOUT
+    while not ended.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 2, stderr
+    assert "run the same command again to resume" in stderr
+    assert not left_behind("interrupted")
+    done_first = set(json.loads(ended.read_text()))
+    assert 1 <= len(done_first) < 3
+    second = klon_marked(*command, mark="resumed")
+    assert second.returncode == 0, second.stderr
+    assert "resuming 3 trials" in second.stderr
+    for trial in done_first:  # not trained again
+        assert f"trial {trial} " not in second.stderr
+    rows = json.loads((out / "leaderboard.json").read_text())
+    assert [r["status"] for r in rows] == ["finished"] * 3
+    assert all(r["epochs"] == 4 for r in rows)
+    assert not left_behind("resumed")
+
+
+def test_dataset_on_ray_equals_the_serial_render(tmp_path):
+    serial = render([], tmp_path / "serial", "moving", synth_seconds=6.0, takes=2, seed=3)
+    result = klon_marked("dataset", "--synth", "6", "--gain", "moving", "--takes", "2",
+                         "--seed", "3", "--ray", "--cpus", "2", "--out", tmp_path / "ray",
+                         mark="dataset")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.relative_to(serial) for p in serial.glob("*/*.wav"))
+    assert len(names) == 8
+    assert names == sorted(p.relative_to(tmp_path / "ray")
+                           for p in (tmp_path / "ray").glob("*/*.wav"))
+    for name in names:
+        assert np.array_equal(sf.read(serial / name)[0], sf.read(tmp_path / "ray" / name)[0])
+    assert not left_behind("dataset")
+
+
+@pytest.mark.parametrize("args", [
+    ("sweep", "{config}", "--out", "{out}"),
+    ("dataset", "--synth", "1", "--ray", "--out", "{out}"),
+])
+def test_without_ray_the_commands_say_how_to_install_it(tmp_path, args):
+    hide = tmp_path / "no-ray" / "ray"
+    hide.mkdir(parents=True)
+    (hide / "__init__.py").write_text("raise ImportError('No module named ray')\n")
+    config = tmp_path / "sweep.toml"
+    config.write_text('[data.a]\nfolder = "."\n')
+    env = {**os.environ, "PYTHONPATH": str(hide.parent)}
+    result = subprocess.run([*KLON, *(a.format(config=config, out=tmp_path / "out")
+                                      for a in args)], capture_output=True, text=True,
+                            env=env, timeout=TIMEOUT)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install -e '.[scale]'" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "no data"),
+    ('[data.a]\nfolder = "nowhere"\n', "no training folder"),
+    ('[data.a]\nfolder = "."\n[search]\ncell = ["rnn"]\n', "cell 'rnn'"),
+    ('[data.a]\nfolder = "."\n[search]\nhidden = [0]\n', "hidden 0"),
+    ('[data.a]\nfolder = "."\n[search]\ndata = ["b"]\n', "no [data.b] table"),
+    ('[data.a]\nfolder = "."\n[search]\ntrials = 3\n', "trials is for kind"),
+    ('[data.a]\nfolder = "."\n[search]\nlearning_rate = {log_uniform = [1e-3, 1e-2]}\n',
+     "needs kind = \"random\""),
+    ('[data.a]\nfolder = "."\n[train]\nhidden = 4\n', "list it in [search]"),
+    ('[data.a]\nfolder = "."\n[train]\nepochs = 0\n', "epochs = 0"),
+    ('[data.a]\nfolder = "."\n[stopping]\nreduction = 1\n', "reduction at least 2"),
+    ('[data.a]\nfolder = "."\n[search]\ncell = "gru"\n', "non-empty list"),
+    ('[data.a]\nsynth = 5.0\nfolder = "."\n', "either folder"),
+    ('[data.a]\nsynth = "long"\n', "wrong type"),
+    ('[data.a]\nfolder = "."\n[extra]\n', "unknown table [extra]"),
+    ("[data.a\n", "not valid TOML"),
+])
+def test_a_bad_sweep_file_gets_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    with pytest.raises(KlonError) as error:
+        read(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_file_counts_its_trials(tmp_path):
+    path = tmp_path / "sweep.toml"
+    path.write_text('[data.a]\nfolder = "."\n[search]\ncell = ["gru", "lstm"]\n'
+                    'hidden = [4, 8, 16]\nknobs = [["gain"], []]\n')
+    assert count_trials(read(path)) == 12
+    path.write_text('[data.a]\nfolder = "."\n[search]\nkind = "random"\ntrials = 5\n'
+                    'learning_rate = {log_uniform = [1e-3, 1e-2]}\n')
+    config = read(path)
+    assert count_trials(config) == 5 and config.fixed["hidden"] == 8
+
+
+def test_an_existing_folder_of_another_sweep_is_refused(tmp_path):
+    from klon.train.sweep import check_out
+    path = tmp_path / "sweep.toml"
+    path.write_text('[data.a]\nfolder = "."\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.toml").write_text('[data.b]\nfolder = "."\n')
+    with pytest.raises(KlonError, match="holds another sweep"):
+        check_out(read(path), out)
+    (out / "sweep.toml").write_text(path.read_text())
+    assert check_out(read(path), out)  # the same sweep: it resumes
+
+
+def test_the_pareto_front_holds_the_trials_nothing_beats_on_both():
+    def entry(esr, ns):
+        return Entry("t", "gru", 8, "gain", 5e-3, 0, "d", "finished", 3, 3, esr, 1.0, ns)
+    rows = [entry(0.01, 100), entry(0.02, 50), entry(0.02, 60), entry(0.005, 200),
+            entry(None, 10)]
+    mark_pareto(rows)
+    assert [e.pareto for e in rows] == [True, True, False, True, False]
+
+
+def test_a_model_keeps_only_the_knob_inputs_asked_for(data):
+    from klon.train.data import load
+    good, _, _ = data
+    loaded = load(good)
+    assert loaded.model_inputs.shape[2] == 2
+    assert loaded.with_knobs([]).model_inputs.shape[2] == 1
+    assert np.array_equal(loaded.with_knobs(["gain"]).model_inputs, loaded.model_inputs)
+    with pytest.raises(KlonError, match="no 'treble' knob"):
+        loaded.with_knobs(["treble"])
