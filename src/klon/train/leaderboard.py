@@ -5,7 +5,8 @@ Cost is measured after the sweep, one model at a time on a quiet driver (never w
 train beside it): nanoseconds per sample in klon's engine (the model alone, mono, 64-sample
 blocks, CPU clock, best of REPEATS), and where the ARM toolchain and QEMU are here,
 instructions per sample of the exported C on the emulated Cortex-M7 (the gain stage alone,
-knobs still, -O2). A model file of each trial goes to OUT/models, the best one to OUT/best.json.
+knobs still, -O2). The rows come from klon.train.sweep; `write` puts the table, CSV,
+Markdown, JSON and the plot in the sweep's folder, and the best model as best.json.
 """
 import csv
 import io
@@ -22,7 +23,6 @@ from klon.core.errors import KlonError
 from klon.core.figures import pyplot, save_figure
 from klon.core.files import atomic_write
 
-ENDED = "ended.json"  # in OUT/tune: how each trial ended, as the driver saw it
 BLOCK = 64  # a plugin host's typical block
 SECONDS = 1.0  # of noise timed per repeat
 REPEATS = 5
@@ -48,60 +48,6 @@ class Entry:
     pareto: bool = False
     model: str | None = None  # the trial's best model file
     error: str = ""
-
-
-def record_end(out_tune: Path, trial_id: str, how: str) -> None:
-    """Note how a trial ended (the driver's callback): a trial not noted when the sweep stops
-    was interrupted, and resumes."""
-    path = Path(out_tune) / ENDED
-    ended = json.loads(path.read_text()) if path.exists() else {}
-    ended[trial_id] = how
-    atomic_write(path, json.dumps(ended, indent=1) + "\n")
-
-
-def _error_line(error) -> str:
-    cause = getattr(error, "cause", None) or error
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"
-
-
-def entries(results, config) -> list["Entry"]:
-    """The leaderboard's rows from Tune's ResultGrid, best first; each trial's model file
-    copied to OUT/models (OUT: the folder above Tune's). A sweep with trials that have not
-    ended (interrupted) is refused: it resumes."""
-    from klon.train.sweep import METRIC, TRIAL_MODEL, trial_settings
-    out = Path(results.experiment_path).parent.parent
-    ended_path = Path(results.experiment_path).parent / ENDED
-    ended = json.loads(ended_path.read_text()) if ended_path.exists() else {}
-    results = sorted(results, key=lambda r: r.path or "")
-    ids = [next((t for t in ended if r.path and f"_{t}_" in os.path.basename(r.path)), None)
-           for r in results]
-    if any(r.error is None and t is None for r, t in zip(results, ids, strict=True)):
-        raise KlonError(f"the sweep stopped before every trial ended: run the same command "
-                        f"again to resume it ({out})")
-    (out / "models").mkdir(exist_ok=True)
-    rows = []
-    for result, trial in zip(results, ids, strict=True):
-        settings = trial_settings(result.config, config.fixed)
-        trial = trial or os.path.basename(result.path)
-        metrics = result.metrics or {}
-        knobs = settings["knobs"]
-        entry = Entry(trial, settings["cell"], int(settings["hidden"]),
-                      "(all)" if knobs is None else "+".join(knobs) or "-",
-                      float(settings["learning_rate"]), int(settings["seed"]), settings["data"],
-                      ended.get(trial, "failed"), int(metrics.get("epoch", 0)),
-                      int(metrics.get("best_epoch", 0)), metrics.get(METRIC),
-                      float(metrics.get("seconds", 0.0)))
-        if result.error is not None:
-            entry.status, entry.error = "failed", _error_line(result.error)
-        elif result.checkpoint is not None:
-            model = out / "models" / f"{trial}.json"
-            with result.checkpoint.as_directory() as folder:
-                atomic_write(model, Path(folder, TRIAL_MODEL).read_text())
-            entry.model = str(model)
-        rows.append(entry)
-    rows.sort(key=lambda e: (e.best_esr is None, e.best_esr or 0.0))
-    return rows
 
 
 def measure_costs(rows: list[Entry], cortex_m7: str | bool = "auto", log=sys.stderr) -> None:

@@ -17,6 +17,7 @@ Everything lands in the output folder:
 Interrupted (Ctrl-C, a lost machine), the same command resumes: finished trials keep their
 results, unfinished ones go on from their last epoch, failed ones stay failed.
 """
+import json
 import os
 import shutil
 import sys
@@ -25,12 +26,15 @@ from pathlib import Path
 
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
-from klon.train.sweep_config import SweepConfig, count_trials
+from klon.train import leaderboard
+from klon.train.leaderboard import Entry
+from klon.train.sweep_config import SweepConfig, count_trials, trial_settings
 
 EXPERIMENT = "sweep"  # Tune's name for the experiment, a folder in OUT/tune
 TRIAL_STATE = "trainer.pt"  # in a trial's checkpoint: the trainer's own checkpoint
 TRIAL_MODEL = "model.json"  # and the trial's best model so far
 METRIC = "best_esr"  # what ASHA and the leaderboard rank by: the best validation ESR so far
+ENDED = "ended.json"  # in OUT/tune: how each trial ended, as the driver saw it
 
 
 def check_out(config: SweepConfig, out: Path) -> bool:
@@ -73,11 +77,6 @@ def data_folders(config: SweepConfig, out: Path, log=sys.stderr) -> dict[str, tu
     return folders
 
 
-def trial_settings(params: dict, fixed: dict) -> dict:
-    """A trial's own settings: the searched ones from Tune, the rest the sweep's fixed ones."""
-    return {**fixed, **params}
-
-
 def trial_data(folders: dict, name: str, knobs: list | None):
     """The trial's training data: the [data.NAME] folder, with only the `knobs` inputs (None:
     all the data has)."""
@@ -87,12 +86,13 @@ def trial_data(folders: dict, name: str, knobs: list | None):
     return data if knobs is None else data.with_knobs(knobs)
 
 
-def trial_config(train, settings: dict):
-    """The TrainConfig of a trial: the sweep's [train] with the trial's own settings."""
+def trial_config(train, settings: dict, gpus: float = 0.0):
+    """The TrainConfig of a trial: the sweep's [train] with the trial's own settings, on the
+    CPU unless the trial has a GPU."""
     from dataclasses import replace
     return replace(train, cell=settings["cell"], hidden=int(settings["hidden"]),
                    learning_rate=float(settings["learning_rate"]), seed=int(settings["seed"]),
-                   device="cpu")
+                   device="cuda" if gpus > 0 else "cpu")
 
 
 def run_trial(params: dict, *, plan: dict) -> None:
@@ -109,7 +109,8 @@ def run_trial(params: dict, *, plan: dict) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     settings = trial_settings(params, plan["fixed"])
     data = trial_data(plan["folders"], settings["data"], settings["knobs"])
-    trainer = Trainer(data, trial_config(plan["train"], settings), log=None)
+    trainer = Trainer(data, trial_config(plan["train"], settings, plan["gpus_per_trial"]),
+                      log=None)
     best_model = {"text": None}
     restored = tune.get_checkpoint()
     if restored is not None:
@@ -137,13 +138,69 @@ def run_trial(params: dict, *, plan: dict) -> None:
     trainer.run(after_epoch=report)
 
 
+def record_end(storage: Path, trial_id: str, how: str) -> None:
+    """Note how a trial ended (the driver's callback, in OUT/tune/ended.json): a trial not
+    noted when the sweep stops was interrupted, and resumes."""
+    path = Path(storage) / ENDED
+    ended = json.loads(path.read_text()) if path.exists() else {}
+    ended[trial_id] = how
+    atomic_write(path, json.dumps(ended, indent=1) + "\n")
+
+
+def _error_line(error) -> str:
+    cause = getattr(error, "cause", None) or error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"
+
+
+def entries(results, config: SweepConfig) -> list[Entry]:
+    """The leaderboard's rows from Tune's ResultGrid, best first; each trial's model file
+    copied to OUT/models (OUT: the folder above Tune's). A sweep with trials that have not
+    ended (interrupted) is refused: it resumes."""
+    from klon.neural.model_file import read_model
+    out = Path(results.experiment_path).parent.parent
+    ended_path = Path(results.experiment_path).parent / ENDED
+    ended = json.loads(ended_path.read_text()) if ended_path.exists() else {}
+    results = sorted(results, key=lambda r: r.path or "")
+    ids = [next((t for t in ended if r.path and f"_{t}_" in os.path.basename(r.path)), None)
+           for r in results]
+    if any(r.error is None and t is None for r, t in zip(results, ids, strict=True)):
+        raise KlonError(f"the sweep stopped before every trial ended: run the same command "
+                        f"again to resume it ({out})")
+    (out / "models").mkdir(exist_ok=True)
+    rows = []
+    for result, trial in zip(results, ids, strict=True):
+        settings = trial_settings(result.config, config.fixed)
+        trial = trial or os.path.basename(result.path)
+        metrics = result.metrics or {}
+        knobs = settings["knobs"]
+        entry = Entry(trial, settings["cell"], int(settings["hidden"]),
+                      "(all)" if knobs is None else "+".join(knobs) or "-",
+                      float(settings["learning_rate"]), int(settings["seed"]), settings["data"],
+                      ended.get(trial, "failed"), int(metrics.get("epoch", 0)),
+                      int(metrics.get("best_epoch", 0)), metrics.get(METRIC),
+                      float(metrics.get("seconds", 0.0)))
+        if result.error is not None:
+            entry.status, entry.error = "failed", _error_line(result.error)
+        elif result.checkpoint is not None:
+            model = out / "models" / f"{trial}.json"
+            with result.checkpoint.as_directory() as folder:
+                atomic_write(model, Path(folder, TRIAL_MODEL).read_text())
+            entry.model = str(model)
+            entry.knobs = "+".join(read_model(model).metadata["inputs"][1:]) or "-"
+        rows.append(entry)
+    rows.sort(key=lambda e: (e.best_esr is None, e.best_esr or 0.0))
+    return rows
+
+
 def _tuner(config: SweepConfig, plan: dict, storage: Path, resume: bool):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan),
-                                    {"cpu": config.cpus_per_trial})
+                                    {"cpu": config.cpus_per_trial,
+                                     "gpu": config.gpus_per_trial})
     path = storage / EXPERIMENT
     if resume and tune.Tuner.can_restore(str(path)):
         return tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
@@ -173,10 +230,9 @@ def _tuner(config: SweepConfig, plan: dict, storage: Path, resume: bool):
 
 def _progress(total: int, storage: Path):
     """A Tune callback: a line on stderr as each trial ends (Tune's own output is off), and the
-    end noted for the leaderboard (leaderboard.record_end)."""
+    end noted for the leaderboard (record_end)."""
     from ray.tune import Callback
 
-    from klon.train.leaderboard import record_end
 
     class Progress(Callback):
         ended = 0
@@ -206,7 +262,6 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None =
     import logging
 
     from klon.core.cluster import connected
-    from klon.train import leaderboard
     out = Path(out).resolve()
     resume = check_out(config, out)
     out.mkdir(parents=True, exist_ok=True)
@@ -219,16 +274,18 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None =
     with connected(address, cpus) as ray:
         folders = data_folders(config, out, log)
         plan = {"folders": folders, "fixed": config.fixed, "train": config.train,
-                "cpus_per_trial": config.cpus_per_trial}
-        have = ray.cluster_resources().get("CPU", 0)
-        if have < config.cpus_per_trial:
-            raise KlonError(f"[resources] cpus_per_trial = {config.cpus_per_trial:g}, but the "
-                            f"Ray has {have:g} CPUs")
+                "cpus_per_trial": config.cpus_per_trial, "gpus_per_trial": config.gpus_per_trial}
+        resources = ray.cluster_resources()
+        have = resources.get("CPU", 0)
+        for kind, wanted in (("CPU", config.cpus_per_trial), ("GPU", config.gpus_per_trial)):
+            if wanted > resources.get(kind, 0):
+                raise KlonError(f"[resources] {kind.lower()}s_per_trial = {wanted:g}, but the "
+                                f"Ray has {resources.get(kind, 0):g} {kind}s")
         verb = "resuming" if resume else "running"
-        print(f"{verb} {count_trials(config)} trials, {have / config.cpus_per_trial:g} at a "
+        print(f"{verb} {count_trials(config)} trials, {int(have // config.cpus_per_trial)} at a "
               f"time, results in {out}", file=log, flush=True)
         results = _tuner(config, plan, out / "tune", resume).fit()
-    entries = leaderboard.entries(results, config)
-    leaderboard.measure_costs(entries, config.cortex_m7, log)
-    leaderboard.write(entries, out, log)
-    return entries
+    rows = entries(results, config)
+    leaderboard.measure_costs(rows, config.cortex_m7, log)
+    leaderboard.write(rows, out, log)
+    return rows

@@ -25,7 +25,7 @@ docs/sweeps.md).
     reduction = 3
 
     [resources]
-    cpus_per_trial = 1
+    cpus_per_trial = 1          # and gpus_per_trial (more than 0: trials train on CUDA)
 
     [cost]
     cortex_m7 = "auto"          # count instructions on the emulated Cortex-M7 where it is here
@@ -72,6 +72,7 @@ class SweepConfig:
     grace: int | None  # None: no early stopping
     reduction: int
     cpus_per_trial: float
+    gpus_per_trial: float  # more than 0: the trials train on CUDA
     cortex_m7: str | bool  # "auto", True, False
     fixed: dict = field(default_factory=dict)  # unsearched trial settings (SEARCHED defaults)
 
@@ -219,10 +220,13 @@ def read(path) -> SweepConfig:
     if not off and (not isinstance(grace, int) or grace < 1 or not isinstance(reduction, int)
                     or reduction < 2):
         raise KlonError("[stopping]: grace (epochs) at least 1 and reduction at least 2")
-    resources = _table(document, "resources", {"cpus_per_trial"})
+    resources = _table(document, "resources", {"cpus_per_trial", "gpus_per_trial"})
     cpus = resources.get("cpus_per_trial", 1)
     if not isinstance(cpus, int | float) or isinstance(cpus, bool) or cpus <= 0:
         raise KlonError(f"[resources] cpus_per_trial = {cpus!r}: more than 0")
+    gpus = resources.get("gpus_per_trial", 0)
+    if not isinstance(gpus, int | float) or isinstance(gpus, bool) or gpus < 0:
+        raise KlonError(f"[resources] gpus_per_trial = {gpus!r}: 0 or more")
     cost = _table(document, "cost", {"cortex_m7"})
     cortex_m7 = cost.get("cortex_m7", "auto")
     if cortex_m7 not in ("auto", True, False):
@@ -231,8 +235,13 @@ def read(path) -> SweepConfig:
              "knobs": None, "learning_rate": train_default("learning_rate"),
              "seed": train_default("seed"), "data": next(iter(sources))}
     return SweepConfig(path, text, sources, kind, trials, space, train,
-                       None if off else grace, reduction, float(cpus), cortex_m7,
+                       None if off else grace, reduction, float(cpus), float(gpus), cortex_m7,
                        {k: v for k, v in fixed.items() if k not in space})
+
+
+def trial_settings(params: dict, fixed: dict) -> dict:
+    """A trial's own settings: the searched ones (from Tune), the rest the sweep's fixed ones."""
+    return {**fixed, **params}
 
 
 def train_default(name):
