@@ -16,6 +16,8 @@ Everything lands in the output folder:
 
 Interrupted (Ctrl-C, a lost machine), the same command resumes: finished trials keep their
 results, unfinished ones go on from their last epoch, failed ones stay failed.
+
+This module needs Ray (the `scale` extra): the CLI checks for it before importing it.
 """
 import json
 import os
@@ -23,6 +25,8 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+from ray.tune import Callback
 
 from klon.core.errors import KlonError
 from klon.core.files import atomic_write
@@ -203,8 +207,13 @@ def _tuner(config: SweepConfig, plan: dict, storage: Path, resume: bool):
                                      "gpu": config.gpus_per_trial})
     path = storage / EXPERIMENT
     if resume and tune.Tuner.can_restore(str(path)):
-        return tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False)
+        try:
+            return tune.Tuner.restore(str(path), trainable, resume_unfinished=True,
+                                      resume_errored=False, restart_errored=False)
+        except (AttributeError, ImportError) as error:  # pickled by another klon or Ray
+            raise KlonError(f"cannot resume the sweep in '{storage.parent}': it was begun by "
+                            f"another version of klon or Ray ({error}); resume it with that "
+                            f"version, or start again in a new --out") from None
     space = {}
     for key, values in config.space.items():
         if isinstance(values, dict):
@@ -225,35 +234,32 @@ def _tuner(config: SweepConfig, plan: dict, storage: Path, resume: bool):
             search_alg=BasicVariantGenerator(random_state=0)),
         run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(storage), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                  callbacks=[_progress(count_trials(config), storage)]))
+                                  callbacks=[TrialEnds(count_trials(config), storage)]))
 
 
-def _progress(total: int, storage: Path):
-    """A Tune callback: a line on stderr as each trial ends (Tune's own output is off), and the
-    end noted for the leaderboard (record_end)."""
-    from ray.tune import Callback
+class TrialEnds(Callback):
+    """A line on stderr as each trial ends (Tune's own output is off), and the end noted for
+    the leaderboard (record_end). Tune keeps it with the experiment and brings it back on
+    resuming, so it lives here, under a name that stays."""
 
+    def __init__(self, total: int, storage: Path):
+        self.total, self.storage, self.ended = total, Path(storage), 0
 
-    class Progress(Callback):
-        ended = 0
+    def _line(self, trial, what, how):
+        record_end(self.storage, trial.trial_id, how)
+        self.ended += 1
+        print(f"trial {trial.trial_id} {what} ({self.ended}/{self.total} ended)",
+              file=sys.stderr, flush=True)
 
-        def _line(self, trial, what, how):
-            record_end(storage, trial.trial_id, how)
-            self.ended += 1
-            print(f"trial {trial.trial_id} {what} ({self.ended}/{total} ended)",
-                  file=sys.stderr, flush=True)
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        esr = result.get(METRIC)
+        how = "finished" if result.get("finished") else "stopped early"
+        self._line(trial, f"{how} at epoch {result.get('epoch', 0)}" + (
+            f": best validation ESR {100 * esr:.3f} %" if esr is not None else ""), how)
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            result = trial.last_result or {}
-            esr = result.get(METRIC)
-            how = "finished" if result.get("finished") else "stopped early"
-            self._line(trial, f"{how} at epoch {result.get('epoch', 0)}" + (
-                f": best validation ESR {100 * esr:.3f} %" if esr is not None else ""), how)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._line(trial, "failed", "failed")
-
-    return Progress()
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trial, "failed", "failed")
 
 
 def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None = None,
