@@ -120,3 +120,18 @@ def test_bad_options_end_in_one_line(args, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("klon: error: ") and message in err[-1]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_the_cost_of_a_block_call_is_what_small_blocks_add():
+    # 0.05 s/s at block 8, 0.03 at 4096: 8 frames at 44.1 kHz cost 0.02 * 8 / 44100 s more
+    result = {"settings": {"blocks": [8, 64, 4096], "engines": ["circuit", "neural"],
+                           "sample_rate": 44_100},
+              "records": [{"engine": e, "block_size": b, "seconds_per_second": {"median": v}}
+                          for e, b, v in (("circuit", 8, 0.05), ("circuit", 64, 0.04),
+                                          ("circuit", 4096, 0.03), ("neural", 8, 0.01),
+                                          ("neural", 64, 0.004), ("neural", 4096, 0.004))]}
+    overhead = bench.call_overhead(result)
+    assert overhead["circuit"] == pytest.approx(1e6 * 0.02 * 8 / 44_100)
+    assert overhead["neural"] == pytest.approx(1e6 * 0.006 * 8 / 44_100)
+    result["settings"]["blocks"] = [64]
+    assert bench.call_overhead(result) == {}

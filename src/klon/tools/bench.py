@@ -366,6 +366,21 @@ def _table(result):
     return header, rows
 
 
+def call_overhead(result: dict) -> dict[str, float]:
+    """Microseconds each block call costs beyond its samples' own work, by engine: the time per
+    call at the smallest block less that block's frames at the largest block's cost per frame
+    (blocks of 8 against 4096 by default: the Python dispatch and checks, the kernel's entry)."""
+    blocks = result["settings"]["blocks"]
+    small, large = min(blocks), max(blocks)
+    if small == large:
+        return {}
+    medians = {(r["engine"], r["block_size"]): r["seconds_per_second"]["median"]
+               for r in result["records"]}
+    rate = result["settings"]["sample_rate"]
+    return {e: 1e6 * (medians[e, small] - medians[e, large]) * small / rate
+            for e in result["settings"]["engines"] if (e, small) in medians}
+
+
 def describe(result: dict) -> list[str]:
     """What was measured, in one paragraph: the text above every table."""
     s, m = result["settings"], result["machine"]
@@ -379,6 +394,12 @@ def describe(result: dict) -> list[str]:
               f"load average {m['load_average_1min']} before, {m['load_average_1min_after']} "
               f"after (the benchmark itself adds about 1).")]
     lines += [f"{engine}: {note}." for engine, note in result["notes"].items()]
+    overhead = call_overhead(result)
+    if overhead:
+        blocks = s["blocks"]
+        lines.append(f"Cost of a block call beyond its samples' (block {min(blocks)} against "
+                     f"{max(blocks)}, {s['channels']} channel(s) a call): "
+                     + ", ".join(f"{e} {us:.1f} us" for e, us in overhead.items()) + ".")
     lines.append("Seed: the original C++ plugin on a 2017 laptop, stereo 44.1 kHz, 100 s of "
                  "white noise.")
     return lines
