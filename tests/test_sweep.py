@@ -104,7 +104,7 @@ def sweep(data, tmp_path_factory):
     return root / "out", result, left_behind("sweep")
 
 
-def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, tmp_path):
+def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, data, tmp_path):
     out, result, _ = sweep
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "leaderboard.json").read_text())
@@ -128,6 +128,9 @@ def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, tmp_path):
     assert played.returncode == 0, played.stderr
     y, _ = sf.read(tmp_path / "out.wav")
     assert np.all(np.isfinite(y)) and np.max(np.abs(y)) > 0.01
+    # its file says what it was trained on, as `klon train`'s do (`klon plot` reads it)
+    metadata = json.loads((out / "best.json").read_text())["metadata"]
+    assert metadata["training_data"] == {"folder": str(data[0])}
 
 
 def test_a_failing_trial_is_reported_and_the_others_go_on(sweep, data):

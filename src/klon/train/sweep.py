@@ -107,12 +107,14 @@ def run_trial(params: dict, *, plan: dict) -> None:
     from ray import tune
 
     from klon.train import export
+    from klon.train.jobs import data_origin
     from klon.train.trainer import Trainer
     threads = max(1, int(plan["cpus_per_trial"]))
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     settings = trial_settings(params, plan["fixed"])
     data = trial_data(plan["folders"], settings["data"], settings["knobs"])
+    data_folder = plan["folders"][settings["data"]][0]
     trainer = Trainer(data, trial_config(plan["train"], settings, plan["gpus_per_trial"]),
                       log=None)
     best_model = {"text": None}
@@ -127,7 +129,7 @@ def run_trial(params: dict, *, plan: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="klon-trial-") as folder:
             if trainer.best_epoch == epoch:  # a new best: the model file is rewritten
                 export.save(Path(folder, TRIAL_MODEL), trainer.model,
-                            {**trainer.metadata(), "training_data": {"folder": data.source}})
+                            {**trainer.metadata(), "training_data": data_origin(data_folder)})
                 best_model["text"] = Path(folder, TRIAL_MODEL).read_text()
             else:
                 atomic_write(Path(folder, TRIAL_MODEL), best_model["text"])
