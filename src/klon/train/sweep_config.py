@@ -4,7 +4,7 @@ docs/sweeps.md).
     [data.cond]                 # one table per dataset: a training folder ...
     folder = "my-data"          # (relative to the TOML file)
     [data.renders]              # ... or circuit renders made for the sweep (`klon dataset`)
-    inputs = ["../shared/data/klon-ltspice/DataIn"]
+    inputs = ["../shared/data/klon-ltspice/DataIn"]   # files, folders or glob patterns
     gain = "moving"
     takes = 2
 
@@ -30,7 +30,9 @@ docs/sweeps.md).
     [cost]
     cortex_m7 = "auto"          # count instructions on the emulated Cortex-M7 where it is here
 """
+import glob
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -121,9 +123,21 @@ def _data_sources(document, base):
                     RENDER_KEYS[key] is bool):
                 raise KlonError(f"{where}: {key} = {value!r} has the wrong type")
             render[key] = value
-        render["inputs"] = [str((base / p).resolve()) for p in render.get("inputs", [])]
+        render["inputs"] = [path for pattern in render.get("inputs", [])
+                            for path in _expand(base, pattern, where)]
         sources[name] = DataSource(name, render=render)
     return sources
+
+
+def _expand(base, pattern, where):
+    """A render input: a file or folder, or a glob pattern (sorted matches), from `base`."""
+    path = os.path.join(base, pattern)
+    if not glob.has_magic(pattern):
+        return [str(Path(path).resolve())]
+    matches = sorted(glob.glob(path))
+    if not matches:
+        raise KlonError(f"{where}: no file matches {pattern!r}")
+    return [str(Path(m).resolve()) for m in matches]
 
 
 def _space(search, sources, kind):
