@@ -266,6 +266,18 @@ def test_a_sweep_file_counts_its_trials(tmp_path):
     assert count_trials(config) == 5 and config.fixed["hidden"] == 8
 
 
+def test_a_render_takes_glob_patterns_of_inputs(tmp_path):
+    for i in range(12):
+        sf.write(tmp_path / f"take{i}.wav", np.zeros(100), 44100)
+    path = tmp_path / "sweep.toml"
+    path.write_text('[data.a]\ninputs = ["take[0-9].wav", "take1[01].wav"]\n')
+    inputs = read(path).data["a"].render["inputs"]
+    assert [Path(p).name for p in inputs] == [f"take{i}.wav" for i in range(12)]
+    path.write_text('[data.a]\ninputs = ["nothing[0-9].wav"]\n')
+    with pytest.raises(KlonError, match="no file matches 'nothing"):
+        read(path)
+
+
 def test_an_existing_folder_of_another_sweep_is_refused(tmp_path):
     from klon.train.sweep import check_out
     path = tmp_path / "sweep.toml"
