@@ -42,6 +42,8 @@ def connected(address: str | None = None, cpus: int | None = None) -> Iterator[A
         if cpus is not None:
             raise KlonError("--cpus sizes a local Ray: a cluster (--address) has its own")
         options = {"address": address}
+    # Ray would report usage statistics over the network: klon runs where there may be none
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         ray.init(**options, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
