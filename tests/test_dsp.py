@@ -260,8 +260,10 @@ def test_the_stored_half_band_branches_are_their_remez_design():
 
 
 def test_the_stored_wideband_weights_are_their_design():
-    """Stored so the C export's literals do not depend on the linear algebra's last bits."""
-    np.testing.assert_allclose(WIDEBAND_WEIGHTS, wideband_weights(), rtol=0, atol=1e-15)
+    """Stored so the C export's literals do not depend on the linear algebra's last bits: the
+    design solved again here moves by up to 1.4e-14 between machines (OpenBLAS with AVX-512 or
+    without), so it is held to 1e-12, four orders below anything the rule's response shows."""
+    np.testing.assert_allclose(WIDEBAND_WEIGHTS, wideband_weights(), rtol=0, atol=1e-12)
     assert not WIDEBAND_WEIGHTS.flags.writeable
 
 

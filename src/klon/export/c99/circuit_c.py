@@ -97,7 +97,9 @@ def _polynomial(coefficients, variable, ctype):
 def fast_exp_log_coefficients() -> tuple[np.ndarray, np.ndarray]:
     """Polynomials for exp(r), |r| <= ln2 / 2, and log(1 + t), 1/sqrt2 <= 1 + t <= sqrt2:
     Chebyshev fits (log's through log1p(t) / t, so it is exact at 0). Max errors: exp 1e-7
-    relative, log 4e-7 absolute (in float arithmetic about twice that)."""
+    relative, log 4e-7 absolute (in float arithmetic about twice that). The coefficients come
+    rounded to float, as the C uses them: the fits' last double digits depend on the machine's
+    linear algebra (AVX-512 or not), and the exported text must not."""
     half = np.log(2.0) / 2.0
     nodes = np.cos(np.linspace(0.0, np.pi, 2000))
     r = nodes * half
@@ -107,7 +109,7 @@ def fast_exp_log_coefficients() -> tuple[np.ndarray, np.ndarray]:
     t = (nodes + 1.0) / 2.0 * (high - low) + low
     fit = chebyshev.chebfit(t, np.log1p(t) / t, LOG_DEGREE - 1)
     log = np.concatenate([[0.0], chebyshev.cheb2poly(fit)])
-    return exp, log
+    return exp.astype(np.float32).astype(np.float64), log.astype(np.float32).astype(np.float64)
 
 
 def _fast_exp_log():
