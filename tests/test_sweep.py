@@ -22,13 +22,13 @@ from klon.train.sweep_config import count_trials, read
 MARK = "KLON_TEST_RAY_MARK"  # set in a test's klon: every Ray process it starts inherits it
 
 
-def klon_marked(*args, mark: str, **options):
+def klon_marked(*args, mark: str, background: bool = False, timeout: float = TIMEOUT):
     """`klon ARGS` with `mark` in its environment (run_klon's process, or a Popen)."""
     env = {**os.environ, MARK: f"{mark}-{os.getpid()}"}
     command = [*KLON, *map(str, args)]
-    if options.pop("background", False):
+    if background:
         return subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
-    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env,
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
                           check=False)
 
 
@@ -75,7 +75,8 @@ folder = "{good}"
 folder = "{broken}"
 
 [search]
-hidden = [2, 3]
+hidden = [3]
+seed = [0, 1]
 data = ["good", "broken"]
 knobs = [["gain"]]
 
@@ -87,31 +88,49 @@ validation = 2
 [stopping]
 off = true
 
+[resources]
+cpus_per_trial = 2  # one trial at a time on the 2-CPU Ray: the interruption lands mid-sweep
+
 [cost]
 cortex_m7 = true
 """
+SWEEP_TIMEOUT = 900  # seconds: a sweep starts Ray and a worker per trial, slow on a busy machine
 
 
 @pytest.fixture(scope="module")
 def sweep(data, tmp_path_factory):
-    """The sweep run once by `klon sweep` on a local Ray of 2 CPUs: (output folder, the
-    command's result, Ray processes left after it)."""
+    """One sweep as a user runs it on a local Ray of 2 CPUs, interrupted by Ctrl-C once its
+    first trial has ended and then resumed by the same command: (output folder, the first
+    run's result, the trials that had ended then, the resumed run's result, Ray processes left
+    after each run)."""
     good, broken, _ = data
     root = tmp_path_factory.mktemp("sweep")
     config = root / "sweep.toml"
     config.write_text(SWEEP.format(good=good, broken=broken))
-    result = klon_marked("sweep", config, "--out", root / "out", "--cpus", "2", mark="sweep")
-    return root / "out", result, left_behind("sweep")
+    out = root / "out"
+    command = ["sweep", config, "--out", out, "--cpus", "2"]
+    first = klon_marked(*command, mark="first", background=True)
+    ended = out / "tune" / "ended.json"
+    deadline = time.monotonic() + SWEEP_TIMEOUT
+    while not ended.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = first.communicate(timeout=SWEEP_TIMEOUT)
+    first_run = subprocess.CompletedProcess(first.args, first.returncode, "", stderr)
+    done_first = set(json.loads(ended.read_text())) if ended.exists() else set()
+    left_first = left_behind("first")
+    second = klon_marked(*command, mark="second", timeout=SWEEP_TIMEOUT)
+    return out, first_run, done_first, second, left_first | left_behind("second")
 
 
 def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, data, tmp_path):
-    out, result, _ = sweep
+    out, _, _, result, _ = sweep
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "leaderboard.json").read_text())
     assert len(rows) == 4
     done = [r for r in rows if r["status"] == "finished"]
-    assert sorted(r["hidden"] for r in done) == [2, 3]
-    assert all(r["data"] == "good" and r["epochs"] == 3 for r in done)
+    assert sorted(r["seed"] for r in done) == [0, 1]
+    assert all(r["data"] == "good" and r["epochs"] == 3 and r["knobs"] == "gain" for r in done)
     # best first; every finished trial costed in klon's engine and on the Cortex-M7
     assert rows[0]["best_esr"] == min(r["best_esr"] for r in done)
     assert all(r["ns_per_sample"] > 0 and r["cortex_m7"] > 100 for r in done)
@@ -134,7 +153,7 @@ def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, data, tmp_path
 
 
 def test_a_failing_trial_is_reported_and_the_others_go_on(sweep, data):
-    out, result, _ = sweep
+    out = sweep[0]
     _, _, cut = data
     rows = json.loads((out / "leaderboard.json").read_text())
     failed = [r for r in rows if r["status"] == "failed"]
@@ -146,7 +165,7 @@ def test_a_failing_trial_is_reported_and_the_others_go_on(sweep, data):
 def test_the_best_trial_equals_the_same_training_run_serially(sweep, data):
     from klon.train.jobs import train_model
     from klon.train.trainer import TrainConfig
-    out, _, _ = sweep
+    out = sweep[0]
     good, _, _ = data
     best = json.loads((out / "leaderboard.json").read_text())[0]
     config = TrainConfig(hidden=best["hidden"], epochs=3, batch_size=4, validation=2,
@@ -155,50 +174,28 @@ def test_the_best_trial_equals_the_same_training_run_serially(sweep, data):
     assert serial["validation_esr"] == pytest.approx(best["best_esr"], rel=1e-9)
 
 
-def test_the_sweep_leaves_no_ray_process_behind(sweep):
-    _, result, left = sweep
-    assert result.returncode == 0, result.stderr
-    assert not left
-
-
-def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(data, tmp_path):
-    good, _, _ = data
-    config = tmp_path / "sweep.toml"
-    # one trial at a time (2 CPUs each), so the interruption lands in the second trial
-    config.write_text(f'[data.good]\nfolder = "{good}"\n[search]\nseed = [0, 1, 2]\n'
-                      f'[train]\nepochs = 4\nbatch_size = 4\nvalidation = 2\n'
-                      f'[stopping]\noff = true\n[resources]\ncpus_per_trial = 2\n'
-                      f'[cost]\ncortex_m7 = false\n')
-    out = tmp_path / "out"
-    command = ["sweep", config, "--out", out, "--cpus", "2"]
-    first = klon_marked(*command, mark="interrupted", background=True)
-    ended = out / "tune" / "ended.json"
-    deadline = time.monotonic() + TIMEOUT
-    while not ended.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    first.send_signal(signal.SIGINT)  # Ctrl-C
-    _, stderr = first.communicate(timeout=TIMEOUT)
-    assert first.returncode == 2, stderr
-    assert "run the same command again to resume" in stderr
-    assert not left_behind("interrupted")
-    done_first = set(json.loads(ended.read_text()))
-    assert 1 <= len(done_first) < 3
-    second = klon_marked(*command, mark="resumed")
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(sweep):
+    out, first, done_first, second, _ = sweep
+    assert first.returncode == 2, first.stderr
+    assert "run the same command again to resume" in first.stderr
+    assert 1 <= len(done_first) < 4
     assert second.returncode == 0, second.stderr
-    assert "resuming 3 trials" in second.stderr
-    for trial in done_first:  # not trained again
+    assert "resuming 4 trials" in second.stderr
+    for trial in done_first:  # not run again
         assert f"trial {trial} " not in second.stderr
     rows = json.loads((out / "leaderboard.json").read_text())
-    assert [r["status"] for r in rows] == ["finished"] * 3
-    assert all(r["epochs"] == 4 for r in rows)
-    assert not left_behind("resumed")
+    assert sorted(r["status"] for r in rows) == ["failed"] * 2 + ["finished"] * 2
+
+
+def test_the_sweep_leaves_no_ray_process_behind(sweep):
+    assert not sweep[4]
 
 
 def test_dataset_on_ray_equals_the_serial_render(tmp_path):
     serial = render([], tmp_path / "serial", "moving", synth_seconds=6.0, takes=2, seed=3)
     result = klon_marked("dataset", "--synth", "6", "--gain", "moving", "--takes", "2",
                          "--seed", "3", "--ray", "--cpus", "2", "--out", tmp_path / "ray",
-                         mark="dataset")
+                         mark="dataset", timeout=SWEEP_TIMEOUT)
     assert result.returncode == 0, result.stderr
     names = sorted(p.relative_to(serial) for p in serial.glob("*/*.wav"))
     assert len(names) == 8

@@ -44,6 +44,10 @@ def connected(address: str | None = None, cpus: int | None = None) -> Iterator[A
         options = {"address": address}
     # Ray would report usage statistics over the network: klon runs where there may be none
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        # a local Ray's workers would run at nice 15: on a shared machine anything else busy
+        # there starves them (a sweep's trials got 5 % of a core beside two busy loops)
+        options["_system_config"] = {"worker_niceness": 0}
     try:
         ray.init(**options, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
