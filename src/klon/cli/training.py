@@ -11,6 +11,7 @@ from klon.core.errors import KlonError
 from klon.neural.architectures import kinds
 
 GAINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+LOCAL = "local"  # `klon dataset --ray` without an address
 
 
 def _gains(text, moving=False):
@@ -60,9 +61,13 @@ def add_parsers(commands) -> None:
     d.add_argument("--oversampling", type=int, default=None, choices=[1, 2, 4],
                    help="the circuit's oversampling for the targets (default: the engine's for "
                    "the rate; 4 renders them with less aliasing, in twice the time)")
-    _ray_options(d, "render the clips as parallel tasks on Ray (needs the scale extra): a local "
-                 "Ray on this machine's cores, or with an ADDRESS ('auto', 'ray://HOST:PORT') "
-                 "a cluster (the inputs and --out on a filesystem every node sees)")
+    d.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                   help="render the clips as parallel tasks on Ray (needs the scale extra): a "
+                   "local Ray on this machine's cores, or with an ADDRESS ('auto', "
+                   "'ray://HOST:PORT') a cluster (the inputs and --out on a filesystem every "
+                   "node sees)")
+    d.add_argument("--cpus", type=int, default=None,
+                   help="with --ray: cores of the local Ray (default: all of them)")
 
     t = commands.add_parser("train", help="train a neural gain stage (needs torch)")
     t.add_argument("data", nargs="?", help="training data folder: DataIn/ + Data<percent>/ "
@@ -140,16 +145,6 @@ def add_parsers(commands) -> None:
     p.add_argument("--clip", default=None, help="which clip (name; default: the first "
                    "validation clip)")
     p.add_argument("--out", default="out/plots", help="output folder")
-
-
-def _ray_options(parser, help_text):
-    parser.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
-                        help=help_text)
-    parser.add_argument("--cpus", type=int, default=None,
-                        help="with --ray: cores of the local Ray (default: all of them)")
-
-
-LOCAL = "local"  # --ray without an address
 
 
 def dataset(args: argparse.Namespace) -> None:

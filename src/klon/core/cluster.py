@@ -37,17 +37,16 @@ def connected(address: str | None = None, cpus: int | None = None) -> Iterator[A
         cpus = os.cpu_count() if cpus is None else cpus
         if cpus < 1:
             raise KlonError(f"--cpus must be at least 1, got {cpus}")
-        options = {"num_cpus": cpus, "include_dashboard": False}
+        # a local Ray's workers would run at nice 15: on a shared machine anything else busy
+        # there starves them (a sweep's trials got 5 % of a core beside two busy loops)
+        options = {"num_cpus": cpus, "include_dashboard": False,
+                   "_system_config": {"worker_niceness": 0}}
     else:
         if cpus is not None:
             raise KlonError("--cpus sizes a local Ray: a cluster (--address) has its own")
         options = {"address": address}
     # Ray would report usage statistics over the network: klon runs where there may be none
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address is None:
-        # a local Ray's workers would run at nice 15: on a shared machine anything else busy
-        # there starves them (a sweep's trials got 5 % of a core beside two busy loops)
-        options["_system_config"] = {"worker_niceness": 0}
     try:
         ray.init(**options, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
@@ -61,11 +60,12 @@ def connected(address: str | None = None, cpus: int | None = None) -> Iterator[A
 
 
 def run_all(function: Callable, jobs: Sequence[tuple],
-            on_result: Callable[[int, Any], None], cpus_per_job: float = 1.0) -> None:
-    """function(*job) for every job, as Ray tasks on the connected Ray; `on_result(index,
-    result)` gets each result in the driver as it arrives (the jobs' own order is not kept)."""
+            on_result: Callable[[int, Any], None]) -> None:
+    """function(*job) for every job, as Ray tasks of one CPU each on the connected Ray;
+    `on_result(index, result)` gets each result in the driver as it arrives (the jobs' own
+    order is not kept)."""
     ray = require_ray()
-    remote = ray.remote(num_cpus=cpus_per_job)(function)
+    remote = ray.remote(num_cpus=1)(function)
     pending = {remote.remote(*job): i for i, job in enumerate(jobs)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

@@ -148,7 +148,7 @@ def circuit_stage(sample_rate: int, gain: float, diode: str, oversampling: int |
 def render_target(settings: tuple, x: np.ndarray, path: np.ndarray | None) -> np.ndarray:
     """One clip's target (float64): x through circuit_stage(*settings), its Gain along `path`
     or held."""
-    band_limited = settings[-1]
+    *_, band_limited = settings
     return targets(circuit_stage(*settings), x, path,
                    BAND_LIMITED_FACTOR if band_limited else 1)
 
@@ -208,13 +208,15 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
             audio.write(out / "input" / f"{names[-1]}.wav",
                         x if path is None else np.stack([x, path]), rate)
 
-    def write_target(index, y):
-        audio.write(out / "target" / f"{names[index]}.wav", y.astype(np.float32), rate)
-        done[0] += 1
-        if log and (done[0] == len(jobs) or done[0] % 50 == 0):
-            print(f"rendered {done[0]}/{len(jobs)} clips", file=log, flush=True)
+    done = 0
 
-    done = [0]
+    def write_target(index, y):
+        nonlocal done
+        audio.write(out / "target" / f"{names[index]}.wav", y.astype(np.float32), rate)
+        done += 1
+        if log and (done == len(jobs) or done % 50 == 0):
+            print(f"rendered {done}/{len(jobs)} clips", file=log, flush=True)
+
     if use_ray:
         from klon.core.cluster import run_all
         run_all(render_target, jobs, write_target)

@@ -117,22 +117,23 @@ def run_trial(params: dict, *, plan: dict) -> None:
     data_folder = plan["folders"][settings["data"]][0]
     trainer = Trainer(data, trial_config(plan["train"], settings, plan["gpus_per_trial"]),
                       log=None)
-    best_model = {"text": None}
+    best_model = None  # the best model file's text so far
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as folder:
             trainer.resume(os.path.join(folder, TRIAL_STATE))
-            best_model["text"] = Path(folder, TRIAL_MODEL).read_text()
+            best_model = Path(folder, TRIAL_MODEL).read_text()
 
     def report(trainer):
+        nonlocal best_model
         epoch = trainer.history.epoch[-1]
         with tempfile.TemporaryDirectory(prefix="klon-trial-") as folder:
             if trainer.best_epoch == epoch:  # a new best: the model file is rewritten
                 export.save(Path(folder, TRIAL_MODEL), trainer.model,
                             {**trainer.metadata(), "training_data": data_origin(data_folder)})
-                best_model["text"] = Path(folder, TRIAL_MODEL).read_text()
+                best_model = Path(folder, TRIAL_MODEL).read_text()
             else:
-                atomic_write(Path(folder, TRIAL_MODEL), best_model["text"])
+                atomic_write(Path(folder, TRIAL_MODEL), best_model)
             trainer.save_checkpoint(Path(folder, TRIAL_STATE))
             h = trainer.history
             tune.report({"epoch": epoch, METRIC: trainer.best_esr,
@@ -275,20 +276,20 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None =
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         atomic_write(out / "sweep.toml", config.text)
-    # Tune's tables, hints and warnings off: _progress's lines and the leaderboard instead
+    # Tune's tables, hints and warnings off: TrialEnds's lines and the leaderboard instead
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     for name in ("ray", "ray.tune", "ray.train"):
         logging.getLogger(name).setLevel(logging.ERROR)
     with connected(address, cpus) as ray:
-        folders = data_folders(config, out, log)
-        plan = {"folders": folders, "fixed": config.fixed, "train": config.train,
-                "cpus_per_trial": config.cpus_per_trial, "gpus_per_trial": config.gpus_per_trial}
-        resources = ray.cluster_resources()
-        have = resources.get("CPU", 0)
+        resources = ray.cluster_resources()  # checked before anything is rendered
         for kind, wanted in (("CPU", config.cpus_per_trial), ("GPU", config.gpus_per_trial)):
             if wanted > resources.get(kind, 0):
                 raise KlonError(f"[resources] {kind.lower()}s_per_trial = {wanted:g}, but the "
                                 f"Ray has {resources.get(kind, 0):g} {kind}s")
+        folders = data_folders(config, out, log)
+        plan = {"folders": folders, "fixed": config.fixed, "train": config.train,
+                "cpus_per_trial": config.cpus_per_trial, "gpus_per_trial": config.gpus_per_trial}
+        have = resources["CPU"]
         verb = "resuming" if resume else "running"
         print(f"{verb} {count_trials(config)} trials, {int(have // config.cpus_per_trial)} at a "
               f"time, results in {out}", file=log, flush=True)

@@ -169,8 +169,8 @@ def _space(search, sources, kind):
         if not isinstance(knobs, list) or not all(isinstance(k, str) for k in knobs):
             raise KlonError(f"[search] knobs: each choice is a list of knob names, e.g. "
                             f"[[\"gain\"], []], got {knobs!r}")
-    for rate in space.get("learning_rate", []) if isinstance(space.get("learning_rate"),
-                                                               list) else []:
+    rates = space.get("learning_rate")
+    for rate in rates if isinstance(rates, list) else []:  # a range was checked above
         if not isinstance(rate, int | float) or not 0 < rate < 1:
             raise KlonError(f"[search] learning_rate {rate!r}: between 0 and 1")
     for seed in space.get("seed", []):
