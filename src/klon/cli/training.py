@@ -42,6 +42,9 @@ def add_parsers(commands) -> None:
                    "the Gain a second input channel (for a Gain-conditioned model)")
     d.add_argument("--takes", type=int, default=1, help="with --gain moving: Gain paths "
                    "per clip")
+    d.add_argument("--ends", type=float, default=None, metavar="SHARE",
+                   help="with --gain moving: the share of the paths' settings at exactly 0 or "
+                   "1, the knob's ends (default 0.1)")
     d.add_argument("--diode", default="1n34a", choices=["1n34a", "mbrb2545ct"],
                    help="the clipping diodes of the circuit that renders the targets")
     d.add_argument("--sample-rate", type=int, default=None,
@@ -158,11 +161,12 @@ def dataset(args: argparse.Namespace) -> None:
     else:
         from klon.core.cluster import connected
         cluster = connected(None if args.ray == LOCAL else args.ray, args.cpus)
+    ends = {} if args.ends is None else {"ends": args.ends}
     with cluster:
         render_gains(args.inputs, args.out, _gains(args.gain, moving=True), log=sys.stderr,
                      diode=args.diode, sample_rate=args.sample_rate,
                      input_gain_db=args.input_gain_db, synth_seconds=args.synth,
-                     seed=args.seed, takes=args.takes, tone_seconds=args.tones,
+                     seed=args.seed, takes=args.takes, tone_seconds=args.tones, **ends,
                      oversampling=args.oversampling, band_limited=args.band_limited,
                      use_ray=args.ray is not None)
 

@@ -32,6 +32,7 @@ from klon.pedal.gain_stage import RAMP_STEP
 
 MOVING = "moving"  # the --gain value of a Gain-conditioned dataset
 KNOBS = ("gain",)  # the knob inputs of a conditioned model, after the audio
+ENDS = 0.1  # share of a Gain path's settings drawn at exactly 0 or 1
 BAND_LIMITED_FACTOR = 4  # band-limited targets: the circuit at 4x the rate (and 4x oversampled)
 
 
@@ -176,11 +177,13 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
            diode: str = "1n34a", sample_rate: int | None = None, input_gain_db: float = 0.0,
            synth_seconds: float = 0.0, seed: int = 0, takes: int = 1, *,
            tone_seconds: float = 0.0, oversampling: int | None = None,
-           band_limited: bool = False, use_ray: bool = False, log=None) -> Path:
+           band_limited: bool = False, ends: float = ENDS, use_ray: bool = False,
+           log=None) -> Path:
     """Write out_dir/input/*.wav, out_dir/target/*.wav (float32 volts) and dataset.json.
     `inputs` are audio files or folders; `synth_seconds` of generated playing and
     `tone_seconds` of sine tones are added. `gain` is a Gain setting, or MOVING: each clip
-    `takes` times along its own Gain path, the path as the input files' second channel.
+    `takes` times along its own Gain path (a share `ends` of its settings at 0 or 1), the
+    path as the input files' second channel.
     `oversampling` is the circuit's (default: the engine's for the rate). `band_limited`
     renders near alias-free targets: the circuit at BAND_LIMITED_FACTOR times the rate with
     4x oversampling, low-passed back down (16 times the work). `use_ray` renders the clips as
@@ -188,6 +191,8 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
     moving = gain == MOVING
     if moving and takes < 1:
         raise KlonError(f"--takes must be at least 1, got {takes}")
+    if not 0.0 <= ends <= 1.0:
+        raise KlonError(f"--ends must be a share in 0..1, got {ends:g}")
     if band_limited and oversampling not in (None, 4):
         raise KlonError("band-limited targets are rendered with 4x oversampling: leave out "
                         "--oversampling")
@@ -202,7 +207,7 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
     for name, x in clips:
         x = (x * scale).astype(np.float32)
         for take in range(takes if moving else 1):
-            path = gain_path(paths, len(x), rate) if moving else None
+            path = gain_path(paths, len(x), rate, ends) if moving else None
             names.append(f"{name}-{take}" if moving and takes > 1 else name)
             jobs.append((settings, x, path))
             audio.write(out / "input" / f"{names[-1]}.wav",
@@ -231,19 +236,21 @@ def render(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, gain
                 "inputs": [str(p) for p in files], "synth_seconds": synth_seconds,
                 "tone_seconds": tone_seconds, "seed": seed}
     if moving:
-        manifest.update(knobs=list(KNOBS), takes=takes)
+        manifest.update(knobs=list(KNOBS), takes=takes, ends=ends)
     manifest["created"] = datetime.date.today().isoformat()
     atomic_write(out / "dataset.json", json.dumps(manifest, indent=2) + "\n")
     return out
 
 
-def gain_path(rng: np.random.Generator, frames: int, rate: float) -> np.ndarray:
+def gain_path(rng: np.random.Generator, frames: int, rate: float,
+              ends: float = ENDS) -> np.ndarray:
     """A Gain value for every sample (float32, 0..1), one of four kinds a player makes:
     held at one setting (two paths in five), swept from one setting to another,
     turned 1 to 3 times (each turn the knob's own GLIDE_SECONDS glide), or drifting (a few
-    slow sinusoids, 0.2..3 Hz, folded into 0..1)."""
+    slow sinusoids, 0.2..3 Hz, folded into 0..1). A share `ends` of the settings is one of
+    the knob's ends, 0 or 1, where the circuit changes fastest with the knob."""
     def setting():
-        return float(rng.choice([0.0, 1.0])) if rng.random() < 0.1 else float(rng.random())
+        return float(rng.choice([0.0, 1.0])) if rng.random() < ends else float(rng.random())
     kind = rng.choice(["held", "held", "swept", "turned", "drifting"])
     t = np.arange(frames) / rate
     glide = max(1, int(round(GLIDE_SECONDS * rate)))  # no move is faster than the knob's glide

@@ -48,7 +48,8 @@ NOT_HELD = {"cell", "hidden", "learning_rate", "seed", "device", "init"}
 # `klon dataset` settings a [data.*] render table takes, with their types
 RENDER_KEYS = {"inputs": list, "gain": (str, float, int), "takes": int, "synth": (float, int),
                "tones": (float, int), "seed": int, "sample_rate": int, "diode": str,
-               "input_gain_db": (float, int), "oversampling": int, "band_limited": bool}
+               "input_gain_db": (float, int), "oversampling": int, "band_limited": bool,
+               "ends": (float, int)}
 DISTRIBUTIONS = ("uniform", "log_uniform")
 
 
