@@ -69,6 +69,22 @@ def test_gain_paths_cover_the_knob_and_move_like_it():
     assert max(np.max(np.abs(np.diff(p))) for p in moving) < 1.5 / 2205
 
 
+def test_the_share_of_the_knobs_ends_is_chosen(moving, tmp_path):
+    def at_ends(ends):
+        rng = np.random.default_rng(1)
+        held = [p for p in (gain_path(rng, 2000, 44100, ends) for _ in range(400))
+                if p.min() == p.max()]
+        return np.mean([p[0] in (0.0, 1.0) for p in held])
+
+    assert at_ends(0.0) == 0.0 and at_ends(1.0) == 1.0
+    assert 0.05 < at_ends(0.1) < 0.2 < 0.4 < at_ends(0.5) < 0.6
+    assert json.loads((moving / "dataset.json").read_text())["ends"] == 0.1  # the default
+    result = run_klon("dataset", moving / "input", "--gain", "moving", "--ends", "1.5",
+                      "--out", tmp_path / "x")
+    assert result.returncode == 2 and "--ends must be a share in 0..1, got 1.5" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_conditioned_model_trains_and_runs_in_the_engine(moving, tmp_path):
     out = tmp_path / "cond.json"
     result = run_klon("train", moving, "--epochs", "4", "--hidden", "4", "--batch-size", "4",
