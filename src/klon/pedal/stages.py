@@ -13,8 +13,7 @@ import numpy as np
 from numba import njit
 
 from klon.core.glide import CURRENT, REMAINING, smoother_next, smoother_settle
-from klon.core.kernel_state import plain
-from klon.core.processor import Knob, Processor, new_glide
+from klon.core.processor import Knob, Processor
 from klon.dsp.bilinear import bilinear1
 from klon.pedal import components as c
 
@@ -58,21 +57,19 @@ def _discretise(stage, knob, params):
     params[B0], params[B1], params[A1] = bilinear1(b1, b0, a1, a0, c)
 
 
-class StageState(NamedTuple):
-    """What run_stage reads and writes for one stage."""
-
-    state: np.ndarray  # the filter's memory, one per channel
-    glide: np.ndarray  # the knob's smoother (klon.core.glide)
-    params: np.ndarray  # BILINEAR_C, LOW, HIGH, B0, B1, A1
+# layout of a stage's memory, the one float64 array its kernel reads and writes (one array, not
+# three: every array a block call passes costs its dispatch about 0.1 us): the knob's smoother
+# (klon.core.glide) at GLIDE, the parameters at PARAMS, the filter's memory (one per channel)
+# from STATE on
+GLIDE, PARAMS, STATE = 0, 4, 10
 
 
 @njit(cache=True, error_model="numpy")
-def run_stage(stage, x, y, s):
+def run_stage(stage, x, y, memory):
     """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x);
-    s: the stage's StageState (or it as a plain tuple)."""
-    s = StageState(*s)
+    memory: the stage's (GLIDE, PARAMS, STATE)."""
     n_channels, n_frames = x.shape
-    state, glide, params = s.state, s.glide, s.params
+    glide, params, state = memory[GLIDE:PARAMS], memory[PARAMS:STATE], memory[STATE:]
     low = params[LOW]
     high = params[HIGH]
     for t in range(n_frames):
@@ -92,22 +89,30 @@ def run_stage(stage, x, y, s):
 
 
 class LinearStage(Processor):
-    """A first-order stage at `sample_rate`: its StageState in `kernel_state`."""
+    """A first-order stage at `sample_rate`: its memory (GLIDE, PARAMS, STATE) in
+    `kernel_state`, its knob's glide and its parameters views of it."""
 
     stage = -1
     rails = c.U2_RAILS
 
     def __init__(self, sample_rate: float, channels: int = 1, **knob: float):
         self.sample_rate = float(sample_rate)
-        self.params = np.zeros(6)
-        self.params[BILINEAR_C] = 2.0 * self.sample_rate
-        self.params[LOW], self.params[HIGH] = self.limits
         self.init_knobs(**knob)
+        memory = np.zeros(STATE + channels)
         # the input buffer has no knob: its (unused) glide stays at rest
-        glide = next(iter(self.glides.values())) if self.glides else new_glide(0.0)
-        _discretise(self.stage, glide[CURRENT], self.params)
+        memory[GLIDE:PARAMS] = next(iter(self.glides.values())) if self.glides else 0.0
+        memory[PARAMS + BILINEAR_C] = 2.0 * self.sample_rate
+        memory[PARAMS + LOW], memory[PARAMS + HIGH] = self.limits
+        _discretise(self.stage, memory[GLIDE + CURRENT], memory[PARAMS:STATE])
         self.channels = channels
-        self.kernel_state = StageState(np.zeros(channels), glide, self.params)
+        self._adopt(memory)
+
+    def _adopt(self, memory: np.ndarray) -> None:
+        """Make `memory` the stage's: the knob's glide and the parameters become its views."""
+        self.kernel_state = memory
+        self.params = memory[PARAMS:STATE]
+        for name in self.glides:
+            self.glides[name] = memory[GLIDE:PARAMS]
 
     @property
     def limits(self) -> tuple[float, float]:
@@ -119,14 +124,16 @@ class LinearStage(Processor):
         glide in progress ends there at once); a channel count re-sizes the state."""
         if channels is not None and channels != self.channels:
             self.channels = channels
-            self.kernel_state = self.kernel_state._replace(state=np.zeros(channels))
-        glide = self.kernel_state.glide
+            memory = np.zeros(STATE + channels)
+            memory[:STATE] = self.kernel_state[:STATE]
+            self._adopt(memory)
+        glide = self.kernel_state[GLIDE:PARAMS]
         if glide[REMAINING] > 0.0:
             _discretise(self.stage, smoother_settle(glide), self.params)
-        self.kernel_state.state[:] = 0.0
+        self.kernel_state[STATE:] = 0.0
 
     def render(self, x: np.ndarray, y: np.ndarray) -> None:
-        run_stage(self.stage, x, y, plain(self.kernel_state))
+        run_stage(self.stage, x, y, self.kernel_state)
 
 
 class InputBuffer(LinearStage):
@@ -162,14 +169,14 @@ class OutputStage(LinearStage):
 
 
 class SharedStages(NamedTuple):
-    """The stages both engines share, as their kernels read them."""
+    """The stages both engines share, as their kernels read them: each one's memory."""
 
-    input_buffer: StageState
-    tone: StageState
-    output_stage: StageState
+    input_buffer: np.ndarray
+    tone: np.ndarray
+    output_stage: np.ndarray
 
 
 @njit(cache=True)
 def name_stages(stages):
-    """SharedStages from the plain tuples a kernel receives (see klon.core.kernel_state)."""
-    return SharedStages(StageState(*stages[0]), StageState(*stages[1]), StageState(*stages[2]))
+    """SharedStages from the plain tuple a kernel receives (see klon.core.kernel_state)."""
+    return SharedStages(stages[0], stages[1], stages[2])
