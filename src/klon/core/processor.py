@@ -288,16 +288,20 @@ class Processor:
         """Is this block the stream's steady kind, which needs none of `process`'s conversions?
         Float NumPy arrays, C-ordered, mono 1-D or channels x frames like the blocks before,
         y writable and apart from x, for a processor whose kernel refuses NaN and Inf itself.
-        (These checks cost a few hundred nanoseconds; the general path costs microseconds.)"""
-        if not (self.refuses_non_finite and type(x) is np.ndarray and type(y) is np.ndarray
-                and y.shape == x.shape and x.dtype in OUT_DTYPES and y.dtype in OUT_DTYPES
-                and x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
+        (These checks cost well under a microsecond; the general path costs several.)"""
+        if not (type(x) is np.ndarray and type(y) is np.ndarray and self.refuses_non_finite):
             return False
-        if x.ndim == 2:
-            known = self.frames_first is False and x.shape[0] == self.channels
+        shape = x.shape
+        if not (y.shape == shape and x.dtype in OUT_DTYPES and y.dtype in OUT_DTYPES
+                and x.flags.c_contiguous and y.flags.carray):  # carray: C-ordered, writable
+            return False
+        if len(shape) == 2:
+            known = self.frames_first is False and shape[0] == self.channels
         else:
-            known = x.ndim == 1 and self.channels == 1
-        return known and x.shape[-1] > 0 and not np.may_share_memory(x, y)
+            known = len(shape) == 1 and self.channels == 1
+        # two arrays that own their memory are apart unless they are one; views are checked
+        return known and shape[-1] > 0 and (x.base is None and y.base is None and x is not y
+                                            or not np.may_share_memory(x, y))
 
     def stream(self, x: np.ndarray, y: np.ndarray) -> None:
         """A checked block (x, y channels x frames views, x float32/float64, y float32/float64
