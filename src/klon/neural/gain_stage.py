@@ -3,9 +3,9 @@
 The default is the shipped five-model bank `circuit` (`circuit-48k` at 48 kHz): one GRU-8 per
 Gain setting, crossfaded, within 0.001-0.83 % ESR of the circuit at its five settings and up to
 6.7 % between them. The Gain-conditioned model `circuit-cond` (`models="circuit-cond"`: one
-GRU-16 that takes the audio and the gliding Gain) is within 0.62-0.91 % at Gains 0-0.95 and
-1.01 % at 1 on DI clips, but 1.5 % off at Gain 1 on generated playing (the demo's drive, where
-the bank is 0.4 %), so it is not yet the default (docs/conditioned.md).
+GRU-16 that takes the audio and the gliding Gain) is within 0.27-0.79 % at Gains 0-1 on DI
+clips, but 1.1 % off at Gain 1 on generated playing (the demo's drive, where the bank is
+0.46 %), so it is not yet the default (docs/conditioned.md).
 
 A recurrent model's dynamics are counted in samples, so models run at the rate they were
 trained at (44.1 kHz for the shipped ones but circuit-48k); at any other host rate from 22.05
