@@ -78,6 +78,35 @@ def test_a_wrong_out_is_one_clear_error_and_the_stream_goes_on(engine, stereo):
     np.testing.assert_array_equal(pedal.process(x[:, 4096:8192]), clean.process(x[:, 4096:8192]))
 
 
+@pytest.mark.parametrize("engine", ["circuit", "neural"])
+def test_a_steady_stream_is_checked_like_any_other(engine, stereo):
+    """Once a stream has settled into C-ordered float blocks of its channel count (the blocks a
+    host hands over, which skip process's conversions), a read-only or mistyped `out`, an `out`
+    that is the block, and a block holding NaN are met exactly as in any other call."""
+    x = np.ascontiguousarray(stereo.T, dtype=np.float32)
+    blocks = [x[:, i:i + 512].copy() for i in range(0, 8192, 512)]
+    pedal, clean = Centaur(RATE, engine=engine), Centaur(RATE, engine=engine)
+    out = np.empty((2, 512), np.float32)
+    expected = [clean.process(b) for b in blocks]
+    for block, want in zip(blocks[:4], expected[:4], strict=True):
+        np.testing.assert_array_equal(pedal.process(block, out=out), want)
+    read_only = np.zeros((2, 512), np.float32)
+    read_only.flags.writeable = False
+    for bad, message in ((read_only, "read-only"), (np.zeros((2, 512), np.int16), "float32"),
+                         (np.zeros((2, 512), ">f4"), "float32 or float64")):
+        with pytest.raises(KlonError, match=message):
+            pedal.process(blocks[4], out=bad)
+    poisoned = blocks[4].copy()
+    poisoned[1, 100] = np.nan
+    with pytest.raises(KlonError, match="NaN or Inf"):
+        pedal.process(poisoned, out=out)
+    in_place = blocks[4].copy()
+    assert pedal.process(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, expected[4])
+    for block, want in zip(blocks[5:], expected[5:], strict=True):
+        np.testing.assert_array_equal(pedal.process(block, out=out), want)
+
+
 @pytest.mark.parametrize("kind", ENGINES + ["tone"])
 def test_out_may_be_the_block_itself_or_overlap_it(kind, processors):
     """In place (out is the block) gives what a separate out gives; so does an out that
