@@ -1,6 +1,7 @@
 """`klon sweep` and `klon dataset --ray`: training and rendering scaled out on a local Ray (2
 CPUs), as a user runs them: the leaderboard and best model, a failing trial, an interrupted
 sweep resumed, the same numbers as a serial run, and no Ray process left behind."""
+import io
 import json
 import os
 import shutil
@@ -15,8 +16,10 @@ import soundfile as sf
 from conftest import KLON, TIMEOUT, run_klon
 
 from klon.core.errors import KlonError
+from klon.core.paths import SHIPPED_MODELS
+from klon.train.data import load
 from klon.train.dataset import render
-from klon.train.leaderboard import Entry, mark_pareto
+from klon.train.leaderboard import GAINS, Entry, check_gains, mark_pareto
 from klon.train.sweep_config import count_trials, read
 
 MARK = "KLON_TEST_RAY_MARK"  # set in a test's klon: every Ray process it starts inherits it
@@ -131,8 +134,10 @@ def test_a_sweep_writes_the_leaderboard_and_the_best_model(sweep, data, tmp_path
     done = [r for r in rows if r["status"] == "finished"]
     assert sorted(r["seed"] for r in done) == [0, 1]
     assert all(r["data"] == "good" and r["epochs"] == 3 and r["knobs"] == "gain" for r in done)
-    # best first; every finished trial costed in klon's engine and on the Cortex-M7
-    assert rows[0]["best_esr"] == min(r["best_esr"] for r in done)
+    # moving-Gain data: every finished trial judged at each Gain on its validation segments,
+    # best first by its worst Gain; every one costed in klon's engine and on the Cortex-M7
+    assert all(r["worst_gain_esr"] > 0 and r["worst_gain"] in GAINS for r in done)
+    assert rows[0]["worst_gain_esr"] == min(r["worst_gain_esr"] for r in done)
     assert all(r["ns_per_sample"] > 0 and r["cortex_m7"] > 100 for r in done)
     assert any(r["pareto"] for r in done)
     for name in ("leaderboard.csv", "leaderboard.md", "leaderboard.txt", "leaderboard.png"):
@@ -286,6 +291,29 @@ def test_an_existing_folder_of_another_sweep_is_refused(tmp_path):
         check_out(read(path), out)
     (out / "sweep.toml").write_text(path.read_text())
     assert check_out(read(path), out)  # the same sweep: it resumes
+
+
+def test_a_model_weak_at_one_end_of_the_knob_does_not_rank_first(data, tmp_path):
+    """Pooled validation ESR can favour a model that misses one end of the Gain knob; the
+    leaderboard judges models of moving-Gain data at every Gain. Here the shipped bank's Gain-1
+    model (exact at 1, far off at 0) comes with the better validation ESR, and the conditioned
+    model, close at every Gain, still ranks first and is the one best.json would hold."""
+    good = data[0]
+    names = load(good).names
+    files = {}
+    for name, source in (("end-only", SHIPPED_MODELS / "circuit" / "gain_100.json"),
+                         ("every-gain", SHIPPED_MODELS / "circuit-cond" / "gru16.json")):
+        document = json.loads(source.read_text())
+        document["metadata"]["validation_clips"] = names[-4:]
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(document))
+    rows = [Entry(name, "gru", 8, "-", 5e-3, 0, "good", "finished", 3, 3, esr, 1.0,
+                  model=str(files[name]))
+            for name, esr in (("end-only", 0.001), ("every-gain", 0.01))]
+    check_gains(rows, {"good": (str(good), None)}, log=io.StringIO())
+    assert [e.trial for e in rows] == ["every-gain", "end-only"]
+    assert rows[0].worst_gain_esr < 0.05
+    assert rows[1].worst_gain < 0.5 and rows[1].worst_gain_esr > 0.1  # Gain 0's clean boost
 
 
 def test_the_pareto_front_holds_the_trials_nothing_beats_on_both():

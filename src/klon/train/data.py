@@ -203,7 +203,7 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
     """A folder with input/ and target/ (and optionally a `klon dataset` manifest): every file
     pair is cut into segments."""
     folder = Path(folder)
-    manifest = _manifest(folder)
+    manifest = read_manifest(folder)
     knob_names = tuple(manifest.get("knobs", ()))
     xs, ys, names, rate, pcm = _read_pairs(folder / "input", folder / "target",
                                            channels=1 + len(knob_names))
@@ -222,8 +222,9 @@ def load_folders(folder, seconds=SEGMENT_SECONDS, context=CONTEXT):
     return check(data, raw_targets=data.targets if pcm else None)
 
 
-def _manifest(folder):
-    path = folder / "dataset.json"
+def read_manifest(folder):
+    """A `klon dataset` folder's dataset.json ({} where there is none)."""
+    path = Path(folder) / "dataset.json"
     if not path.exists():
         return {}
     try:

@@ -37,7 +37,7 @@ from klon.train.sweep_config import SweepConfig, count_trials, trial_settings
 EXPERIMENT = "sweep"  # Tune's name for the experiment, a folder in OUT/tune
 TRIAL_STATE = "trainer.pt"  # in a trial's checkpoint: the trainer's own checkpoint
 TRIAL_MODEL = "model.json"  # and the trial's best model so far
-METRIC = "best_esr"  # what ASHA and the leaderboard rank by: the best validation ESR so far
+METRIC = "best_esr"  # what ASHA ranks by: the best validation ESR so far (see leaderboard.rank)
 ENDED = "ended.json"  # in OUT/tune: how each trial ended, as the driver saw it
 
 
@@ -196,7 +196,7 @@ def entries(results, config: SweepConfig) -> list[Entry]:
             entry.model = str(model)
             entry.knobs = "+".join(read_model(model).metadata["inputs"][1:]) or "-"
         rows.append(entry)
-    rows.sort(key=lambda e: (e.best_esr is None, e.best_esr or 0.0))
+    leaderboard.rank(rows)
     return rows
 
 
@@ -295,6 +295,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, address: str | None =
               f"time, results in {out}", file=log, flush=True)
         results = _tuner(config, plan, out / "tune", resume).fit()
     rows = entries(results, config)
+    leaderboard.check_gains(rows, folders, log)
     leaderboard.measure_costs(rows, config.cortex_m7, log)
     leaderboard.write(rows, out, log)
     return rows
