@@ -172,6 +172,18 @@ def check_out(out: Any, shape: tuple | None = None, what: str = "block") -> np.n
     return out
 
 
+def steady_pair(x: Any, y: Any) -> bool:
+    """Can a block and its `out` go to a kernel as they are, with none of the conversions of the
+    general path: float NumPy arrays of one shape, C-ordered, y writable and apart from x?
+    These checks cost well under a microsecond, the general path several."""
+    if not (type(x) is np.ndarray and type(y) is np.ndarray and y.shape == x.shape
+            and x.dtype in OUT_DTYPES and y.dtype in OUT_DTYPES and x.flags.c_contiguous
+            and y.flags.carray and x.size > 0):  # carray: C-ordered and writable
+        return False
+    # two arrays that own their memory are apart unless they are one; views are checked
+    return x.base is None and y.base is None and x is not y or not np.may_share_memory(x, y)
+
+
 class Knob:
     """A knob in [0, 1]. Reading gives the value it is set to (the target of a glide in
     progress); setting checks the range and starts a GLIDE_SECONDS glide there.
@@ -285,23 +297,14 @@ class Processor:
         return out
 
     def _steady(self, x: Any, y: Any) -> bool:
-        """Is this block the stream's steady kind, which needs none of `process`'s conversions?
-        Float NumPy arrays, C-ordered, mono 1-D or channels x frames like the blocks before,
-        y writable and apart from x, for a processor whose kernel refuses NaN and Inf itself.
-        (These checks cost well under a microsecond; the general path costs several.)"""
-        if not (type(x) is np.ndarray and type(y) is np.ndarray and self.refuses_non_finite):
+        """Is this block the stream's steady kind (`steady_pair`), mono 1-D or channels x
+        frames like the blocks before, for a processor whose kernel refuses NaN and Inf
+        itself?"""
+        if not (self.refuses_non_finite and steady_pair(x, y)):
             return False
-        shape = x.shape
-        if not (y.shape == shape and x.dtype in OUT_DTYPES and y.dtype in OUT_DTYPES
-                and x.flags.c_contiguous and y.flags.carray):  # carray: C-ordered, writable
-            return False
-        if len(shape) == 2:
-            known = self.frames_first is False and shape[0] == self.channels
-        else:
-            known = len(shape) == 1 and self.channels == 1
-        # two arrays that own their memory are apart unless they are one; views are checked
-        return known and shape[-1] > 0 and (x.base is None and y.base is None and x is not y
-                                            or not np.may_share_memory(x, y))
+        if x.ndim == 2:
+            return self.frames_first is False and x.shape[0] == self.channels
+        return x.ndim == 1 and self.channels == 1
 
     def stream(self, x: np.ndarray, y: np.ndarray) -> None:
         """A checked block (x, y channels x frames views, x float32/float64, y float32/float64

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from klon.core.errors import KlonError
-from klon.core.processor import as_volts, check_out
+from klon.core.processor import as_volts, check_out, steady_pair
 from klon.neural.architectures import architecture
 from klon.neural.kernels import HISTORY, compiled
 from klon.neural.model_file import ModelSpec, read_model
@@ -112,15 +112,17 @@ class RecurrentModel:
         """Stream one block; returns float32 (or fills `out`, float, one value per frame and
         channel). A new channel count resets the state. Samples as klon.core.processor takes
         them (integer PCM scaled, float16 widened, bool/complex refused)."""
+        if (self.inputs == 1 and self.channels == 1 and out is not None
+                and steady_pair(block, out)
+                and (block.ndim == 1 or block.ndim == 2 and block.shape[0] == 1)):
+            # one channel streamed with `out` (frames, or 1 x frames), the steady case: straight
+            # to the kernel, no conversions or reshaping on the way
+            if not self._run_mono(block.reshape(-1), out.reshape(-1), self.rows):
+                raise KlonError("audio contains NaN or Inf samples")
+            return out
         x = as_volts(block, "block")
         if out is not None:
             check_out(out)  # any shape holding a value per frame and channel (below)
-        if (x.ndim == 1 and self.inputs == 1 and self.channels == 1 and out is not None
-                and out.shape == x.shape):
-            # mono with `out`, the streaming case: no reshaping on the way to the kernel
-            if not self._run_mono(x, out, self.rows):
-                raise KlonError("audio contains NaN or Inf samples")
-            return out
         x3 = self._shape(x)
         if x3.shape[0] != self.channels:
             self.reset(x3.shape[0])
