@@ -30,6 +30,11 @@ What `process` and `__call__` accept (`as_volts`, `audio_layout`):
   layout); anything else is a KlonError before any compiled code runs. `out` may be the block
   itself (or overlap it): the block is then copied before the kernel writes.
 
+A stream's steady block, the kind a host hands over (float32 or float64, C-ordered, the
+stream's layout and channel count, `out` of the same shape, writable and apart from it: see
+`steady_pair`), needs none of this and goes straight to `render` after a few attribute checks;
+that is most of what a small block's call costs.
+
 Knobs are `Knob` descriptors: they check the range [0, 1] and glide to a new value over
 GLIDE_SECONDS, in a smoother array the kernels read (see klon.core.glide).
 """
