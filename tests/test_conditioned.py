@@ -116,6 +116,13 @@ def test_a_conditioned_model_trains_and_runs_in_the_engine(moving, tmp_path):
         assert np.max(np.abs(ModelBank([out], gain)(silence))) < 1e-6
     assert np.max(np.abs(ModelBank([out], 0.37)(silence))) < 1e-4
 
+    # klon plot draws it on a clip of the data it trained on, along that clip's Gain path
+    plots = tmp_path / "plots"
+    result = run_klon("plot", out, "--out", plots)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "cond-spectrum.png", "cond-time.png", "cond-training.png"]
+
 
 def test_bad_knob_channels_and_requests_are_refused(moving, tmp_path):
     bad = tmp_path / "bad"

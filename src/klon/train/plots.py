@@ -45,10 +45,13 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
                clip: str | None = None, out_dir: str | os.PathLike = "out/plots") -> list[Path]:
     """Draw the figures; returns the paths written."""
     model, metadata = export.load(model_path)
-    if model.inputs != 1:
-        raise KlonError(f"'{model_path}' has {model.inputs} inputs: klon plot draws models of "
-                        f"the audio alone")
     data = _data_for(metadata, data_path)
+    knobs = metadata.get("inputs", ["audio"])[1:] if model.inputs > 1 else []
+    if len(knobs) != model.inputs - 1:
+        raise KlonError(f"'{model_path}' has {model.inputs} inputs and its file does not name "
+                        f"its knobs: klon plot needs its metadata's \"inputs\"")
+    if knobs:  # a conditioned model plays each clip along the clip's own knob values
+        data = data.with_knobs(knobs)
     rate = metadata.get("sample_rate", data.sample_rate)
     if rate != data.sample_rate:
         raise KlonError(f"the model runs at {rate} Hz but the data is at {data.sample_rate} Hz: "
@@ -63,7 +66,7 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
     i = names.index(clip)
     s = data.score_start
     target = data.targets[i, s:]
-    prediction = predict(model, data.inputs[i])[s:]
+    prediction = predict(model, data.model_inputs[i] if knobs else data.inputs[i])[s:]
     esr = clip_esr(prediction, target)[1]
     out = Path(out_dir)
     try:
@@ -72,6 +75,9 @@ def plot_model(model_path: str | os.PathLike, data_path: str | os.PathLike | Non
         raise KlonError(f"cannot make the folder '{out}': {error.strerror or error}") from None
     stem = Path(model_path).stem
     title = f"{stem}, {clip} (ESR {100 * esr:.2f} %)"
+    for k, name in enumerate(knobs):  # where the knobs were during the clip
+        low, high = data.knobs[i, s:, k].min(), data.knobs[i, s:, k].max()
+        title += f", {name} {low:.2f}" + (f"-{high:.2f}" if high > low else "")
     plt = pyplot()
     written = []
 
