@@ -58,7 +58,7 @@ def _discretise(stage, knob, params):
 
 
 # layout of a stage's memory, the one float64 array its kernel reads and writes (one array, not
-# three: every array a block call passes costs its dispatch about 0.1 us): the knob's smoother
+# three: every array a block call passes costs its dispatch 0.05-0.1 us): the knob's smoother
 # (klon.core.glide) at GLIDE, the parameters at PARAMS, the filter's memory (one per channel)
 # from STATE on
 GLIDE, PARAMS, STATE = 0, 4, 10
