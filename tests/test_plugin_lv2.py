@@ -461,7 +461,11 @@ def stream(server: JackServer, send_to: str, receive_from: str, x: np.ndarray,
             client.close()
     start = state["start"]
     times = np.array(sorted(t for t in blocks if t >= start))
-    assert times[0] == start and np.all(np.diff(times) == server.block), "cycles were dropped"
+    # (the frame times themselves in the message: a run once saw the first one far past the
+    # start, which looked like a jump in JACK's frame clock rather than a dropped cycle)
+    assert times[0] == start and np.all(np.diff(times) == server.block), \
+        f"cycles were dropped: started at frame {start}, received at {times[:4].tolist()}..." \
+        f" of {len(blocks)} blocks (steps {sorted(set(np.diff(times).tolist()))[:4]})"
     return np.concatenate([blocks[t] for t in times])[:frames].astype(np.float64)
 
 
