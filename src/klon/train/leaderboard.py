@@ -77,35 +77,42 @@ def check_gains(rows: list[Entry], folders: dict[str, tuple], log=sys.stderr) ->
     """For each trial whose data is a moving-Gain dataset (folders: {data name: (folder,
     gain)}), its model's pooled ESR at each of GAINS on its own validation segments: the
     circuit that rendered the dataset, the Gain held, against the model in klon's engine (fed
-    that Gain where it has the input). Keeps the worst and where it was; then ranks."""
+    that Gain where it has the input). Keeps the worst and where it was; then ranks. Trials
+    with the same validation segments (the same seed) share the circuit's renders."""
     from klon.neural import ModelBank
+    from klon.neural.model_file import read_model
     from klon.train.data import load, read_manifest
     from klon.train.dataset import render_target
-    loaded = {}
+    groups = {}  # (folder, validation segments) -> [(entry, its model in the engine)]
     for entry in rows:
         folder = folders[entry.data][0]
-        manifest = read_manifest(folder)
-        if entry.model is None or "gain" not in manifest.get("knobs", ()):
+        if entry.model is None or "gain" not in read_manifest(folder).get("knobs", ()):
             continue
-        if folder not in loaded:
-            loaded[folder] = load(folder)
-        data = loaded[folder]
+        spec = read_model(entry.model)
+        key = folder, tuple(spec.metadata["validation_clips"])
+        groups.setdefault(key, []).append((entry, ModelBank([spec], GAINS[0])))
+    for (folder, names), trials in groups.items():
+        data, manifest = load(folder), read_manifest(folder)
         where = {name: i for i, name in enumerate(data.names)}
-        meta = json.loads(Path(entry.model).read_text())["metadata"]
-        x = data.inputs[[where[name] for name in meta["validation_clips"]]]
+        x = data.inputs[[where[name] for name in names]]
         start = data.score_start
-        scores = []
+        scores = {entry.trial: [] for entry, _ in trials}
         for gain in GAINS:
             held = (data.sample_rate, gain, manifest["diode"], manifest["oversampling"],
                     manifest["band_limited"])
             y = np.stack([render_target(held, clip, None) for clip in x])
-            prediction = np.concatenate([ModelBank([entry.model], gain)(x[i:i + BATCH])
-                                         for i in range(0, len(x), BATCH)])
-            scores.append(clip_esr(prediction[:, start:], y[:, start:])[1])
-        worst = int(np.argmax(scores))
-        entry.worst_gain_esr, entry.worst_gain = float(scores[worst]), GAINS[worst]
-        print(f"trial {entry.trial}: worst Gain {GAINS[worst]:g}, ESR {100 * scores[worst]:.3f} "
-              f"% on its validation segments", file=log, flush=True)
+            for entry, bank in trials:
+                bank.gain = gain  # each call below starts from rest at this Gain
+                prediction = np.concatenate([bank(x[i:i + BATCH])
+                                             for i in range(0, len(x), BATCH)])
+                scores[entry.trial].append(clip_esr(prediction[:, start:], y[:, start:])[1])
+        for entry, _ in trials:
+            worst = int(np.argmax(scores[entry.trial]))
+            entry.worst_gain_esr = float(scores[entry.trial][worst])
+            entry.worst_gain = GAINS[worst]
+            print(f"trial {entry.trial}: worst Gain {GAINS[worst]:g}, ESR "
+                  f"{100 * entry.worst_gain_esr:.3f} % on its validation segments", file=log,
+                  flush=True)
     rank(rows)
 
 
