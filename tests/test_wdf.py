@@ -46,7 +46,7 @@ def test_folded_maps_step_as_the_derived_map_does():
     got = np.zeros((len(x), 3))
     for t, v in enumerate(x):
         z[n] = v
-        folded_source_step(folded, z, n, result)
+        folded_source_step(folded, z, folded.shape[0], n, result)
         got[t] = result[n:]
     assert np.max(np.abs(got - expected)) < 1e-12 * max(1.0, np.max(np.abs(expected)))
 

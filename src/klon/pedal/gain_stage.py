@@ -84,11 +84,13 @@ from klon.wdf.elements import ROOT_DIODE_PAIR
 from klon.wdf.tree import (
     ADAA_MEMORY,
     MEMORY_WAVE,
-    antialiased_diode_pair_step,
+    antialiased_diode_pair,
+    complete_down,
     fold_source_root,
     folded_source_step,
+    project_up,
     set_antialiasing_memory,
-    state_space_step,
+    solve_root,
     sum_outputs,
 )
 
@@ -108,6 +110,13 @@ OPAMP_STATES = I13 + WIDEBAND_HISTORY
 # layout of a channel's anti-aliasing memory: klon.wdf.tree.antialiased_diode_pair's (from
 # MEMORY_WAVE, the previous wave up to the diode pair), then U1B's previous unclamped output
 AMP = ADAA_MEMORY
+# the trees' stored waves: constants, so that the kernel's products compile unrolled
+PRE_STATES = 3  # C3, C16, C5
+CLIP_STATES = 7
+PRE_ROWS = PRE_STATES + 2  # the pre-amp's folded map: its states, U1B's + input, FF1's current
+CLIP_ROWS = CLIP_STATES + 2  # the clipper's map: the wave up, its states, the summed currents
+CLIP_COLUMNS = CLIP_STATES + 2  # its states and its two inputs (U1B's output, vi)
+PAIR_WAVE = CLIP_ROWS - 1  # clip_result's last column: the wave up to the pair, then down
 
 
 def default_oversampling(sample_rate):
@@ -164,7 +173,7 @@ class GainStageState(NamedTuple):
     pre_z: np.ndarray  # channels x the pre-amp tree's working vector
     clip_z: np.ndarray
     pre_result: np.ndarray
-    clip_result: np.ndarray
+    clip_result: np.ndarray  # channels x (the clipper map's rows less the first, PAIR_WAVE)
     opamp_state: np.ndarray  # channels x OPAMP_STATES (H7 .. I13)
     adaa: np.ndarray  # channels x (the diode pair's ADAA_MEMORY, AMP)
 
@@ -177,8 +186,6 @@ def run_gain_stage(x, y, s):
     coef, pre_map, clip_map, clip_root = s.coef, s.pre_map, s.clip_map, s.clip_root
     pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
     opamp_state, adaa = s.opamp_state, s.adaa
-    n_pre = pre_result.shape[1] - 2  # states of the pre-amp tree (it has two outputs)
-    n_clip = clip_result.shape[1] - 1  # states of the clipper tree (one output: the currents)
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
     y20, g13 = coef[Y20], coef[G13]
     amp_low, amp_high = coef[AMP_LOW], coef[AMP_HIGH]
@@ -197,19 +204,21 @@ def run_gain_stage(x, y, s):
             set_antialiasing_memory(adaa[ch], adaa[ch, MEMORY_WAVE], clip_root, port)
         coef[ADAA_PORT] = port
     for t in range(n_frames):
+        # in three passes over the channels: their dependency chains are independent, and side
+        # by side in the instruction stream the CPU overlaps them
         for ch in range(n_channels):
             vi = x[ch, t]
             # 1. pre-amp + FF1: U1B's + input and the current through R19
             pz = pre_z[ch]
             pr = pre_result[ch]
-            pz[n_pre] = vi
-            folded_source_step(pre_map, pz, n_pre, pr)
+            pz[PRE_STATES] = vi
+            folded_source_step(pre_map, pz, PRE_ROWS, PRE_STATES, pr)
             # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
             op = opamp_state[ch]
             h7 = op[H7]
             h8 = op[H8]
             m = h7 * leg
-            v_plus = pr[n_pre]
+            v_plus = pr[PRE_STATES]
             # in the linear range v- = v+; past the swing the clamped output drives the divider
             # and v- follows. The divider formula gives v- = v+ for an unclamped output, so one
             # path serves both.
@@ -223,27 +232,35 @@ def run_gain_stage(x, y, s):
             i_leg = k * v_minus - m
             op[H7] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
             op[H8] = 2.0 * g8 * (v_amp - v_minus) - h8
-            # 3. clipper + FF2, driven by U1B's output and vi
+            # 3. clipper + FF2, driven by U1B's output and vi: the wave up to the diode pair
             cz = clip_z[ch]
+            cz[CLIP_STATES] = v_amp
+            cz[CLIP_STATES + 1] = vi
             cr = clip_result[ch]
-            cz[n_clip] = v_amp
-            cz[n_clip + 1] = vi
+            cr[PAIR_WAVE] = project_up(clip_map, cz, CLIP_ROWS, CLIP_COLUMNS, cr)
+        for ch in range(n_channels):  # the pair's wave down
+            up = clip_result[ch, PAIR_WAVE]
             if antialiasing:
-                antialiased_diode_pair_step(clip_map, cz, n_clip, clip_root, port, adaa[ch],
-                                            cr)
+                down = antialiased_diode_pair(up, adaa[ch], clip_root, port)
             else:
-                state_space_step(clip_map, cz, n_clip, 2, ROOT_DIODE_PAIR, -1, clip_root,
-                                 port, cr)
+                down = solve_root(ROOT_DIODE_PAIR, -1, clip_root, up, port,
+                                  clip_z[ch, CLIP_STATES:CLIP_COLUMNS])
+            clip_result[ch, PAIR_WAVE] = down
+        for ch in range(n_channels):
+            cr = clip_result[ch]
+            complete_down(clip_map, clip_z[ch], CLIP_ROWS, CLIP_COLUMNS, CLIP_STATES,
+                          cr[PAIR_WAVE], cr)
             # 4. summing amp: the four branch currents through R20 || C13 (whose current, from
             # the output into the summing node, is g13 v_out - h13)
-            i_sum = pr[n_pre + 1] + cr[n_clip]
+            op = opamp_state[ch]
+            i_sum = pre_result[ch, PRE_STATES + 1] + cr[CLIP_STATES]
             h13 = companion_history(g13, op[V13], op[I13:])
             v_out = min(max((h13 - i_sum) * inv_y20, sum_low), sum_high)
             op[V13] = v_out
             remember_current(op[I13:], g13 * v_out - h13)
             y[ch, t] = v_out
     for ch in range(n_channels):
-        finite = _flush(pre_z[ch], n_pre) & _flush(clip_z[ch], n_clip)
+        finite = _flush(pre_z[ch], PRE_STATES) & _flush(clip_z[ch], CLIP_STATES)
         finite &= _flush(opamp_state[ch], opamp_state.shape[1])
         for i in range(adaa.shape[1]):
             finite &= np.isfinite(adaa[ch, i])
@@ -404,9 +421,9 @@ class GainStage(Processor):
                                                  1 / c.R20 + g13, g13)
         self.coef[[AMP_LOW, AMP_HIGH]] = c.output_limits(c.U1_RAILS)
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
-        n_pre, n_clip = self.preamp.n_states, self.clipper.n_states
-        self.pre_map = np.zeros((n_pre + 2, n_pre + 1))  # rows: states, U1B's + input, FF1
-        self.clip_map = np.zeros((n_clip + 2, n_clip + 3))  # rows: wave up, states, currents
+        assert (self.preamp.n_states, self.clipper.n_states) == (PRE_STATES, CLIP_STATES)
+        self.pre_map = np.zeros((PRE_ROWS, PRE_STATES + 1))
+        self.clip_map = np.zeros((CLIP_ROWS, CLIP_COLUMNS + 1))  # the last: the wave down
         self._set_pots(self.glide.item(CURRENT))
         self._allocate_state()
 
@@ -438,12 +455,12 @@ class GainStage(Processor):
         self.coef[CLIP_PORT] = self.clipper.port_resistance
 
     def _allocate_state(self):
-        n_pre, n_clip, channels = self.preamp.n_states, self.clipper.n_states, self.channels
+        channels = self.channels
         self.oversampler = Oversampler(self.oversampling, channels)
         self.kernel_state = GainStageState(
             self.coef, self.pre_map, self.clip_map, self.clipper.root_params,
-            np.zeros((channels, n_pre + 1)), np.zeros((channels, n_clip + 3)),
-            np.zeros((channels, n_pre + 2)), np.zeros((channels, n_clip + 1)),
+            np.zeros((channels, PRE_STATES + 1)), np.zeros((channels, CLIP_COLUMNS + 1)),
+            np.zeros((channels, PRE_ROWS)), np.zeros((channels, CLIP_ROWS)),
             np.zeros((channels, OPAMP_STATES)), np.zeros((channels, AMP + 1)))
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.kernel_args = plain(self.kernel_state)

@@ -10,8 +10,9 @@ Two ways to run a tree, computing the same thing:
   probing the tree with unit vectors (exact, by superposition); a sample then costs a few small
   dot products plus the root solve. A pot that moves only means deriving the maps again.
 
-A diode-pair root can also run anti-aliased (`antialiased_diode_pair_step`): first-order
-antiderivative anti-aliasing of the wave it reflects, kept in step with the sample.
+A diode-pair root can also run anti-aliased (`antialiased_diode_pair` between the step's halves,
+`project_up` and `complete_down`): first-order antiderivative anti-aliasing of the wave it
+reflects, kept in step with the sample.
 """
 from numba import njit
 
@@ -197,30 +198,32 @@ def derive_state_space(topology, children, order, nodes, sample_period, n_inputs
             matrix[1 + n_states + i, j] = probe_out[i]
 
 
+# The halves of a state-space step take the map's sizes as arguments, not from the arrays: a
+# caller whose sizes are constants (the circuit gain stage's trees) gets loops the compiler
+# unrolls, with every product's operands in registers; read off the arrays, they stay loops.
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
-def _project(matrix, z, result):
+def project_up(matrix, z, rows, columns, result):
     """The first half of a state-space step: returns the wave up to the root, and leaves in
     result what every other row gets from the stored waves and the inputs (all that does not
-    wait for the root, so the CPU overlaps it with the root's solve)."""
-    last = z.shape[0] - 1
+    wait for the root, so the CPU overlaps it with the root's solve). rows: the map's rows (the
+    root's first); columns: the stored waves and inputs, z's entries before the root wave."""
     up = 0.0
-    for j in range(last):
+    for j in range(columns):
         up += matrix[0, j] * z[j]
-    for i in range(1, matrix.shape[0]):
+    for i in range(1, rows):
         acc = 0.0
-        for j in range(last):
+        for j in range(columns):
             acc += matrix[i, j] * z[j]
         result[i - 1] = acc
     return up
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
-def _complete(matrix, z, n_states, down, result):
+def complete_down(matrix, z, rows, columns, n_states, down, result):
     """The second half: the root's wave down into every row, the stored waves updated."""
-    last = z.shape[0] - 1
-    z[last] = down
-    for i in range(1, matrix.shape[0]):
-        result[i - 1] += matrix[i, last] * down
+    z[columns] = down
+    for i in range(1, rows):
+        result[i - 1] += matrix[i, columns] * down
     for i in range(n_states):
         z[i] = result[i]
 
@@ -234,10 +237,11 @@ def state_space_step(matrix, z, n_states, n_inputs, root_kind, root_source, root
     stored waves in place and leaves the outputs in result[n_states:]. (Reassociating the dot
     products lets them vectorise; it changes results only in the last bits.)
     """
-    up = _project(matrix, z, result)
+    rows, columns = matrix.shape[0], z.shape[0] - 1
+    up = project_up(matrix, z, rows, columns, result)
     down = solve_root(root_kind, root_source, root_params, up, port_resistance,
                       z[n_states:n_states + n_inputs])
-    _complete(matrix, z, n_states, down, result)
+    complete_down(matrix, z, rows, columns, n_states, down, result)
     return 0.5 * (up + down)
 
 
@@ -256,11 +260,12 @@ def fold_source_root(matrix, out):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
-def folded_source_step(folded, z, n_states, result):
-    """One sample by fold_source_root's map: z holds [stored waves, v] (the caller sets v); the
-    stored waves are updated in place and the outputs left in result[n_states:]."""
-    columns = folded.shape[1]
-    for i in range(folded.shape[0]):
+def folded_source_step(folded, z, rows, n_states, result):
+    """One sample by fold_source_root's map (rows: its rows, n_states + the outputs): z holds
+    [stored waves, v] (the caller sets v); the stored waves are updated in place and the outputs
+    left in result[n_states:]."""
+    columns = n_states + 1
+    for i in range(rows):
         acc = 0.0
         for j in range(columns):
             acc += folded[i, j] * z[j]
@@ -334,18 +339,6 @@ def antialiased_diode_pair(up, memory, root_params, port_resistance):
     memory[MEMORY_ANTIDERIVATIVE] = big
     memory[MEMORY_REFLECTED] = plain
     return down
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"}, inline="always")
-def antialiased_diode_pair_step(matrix, z, n_states, root_params, port_resistance, memory,
-                                result):
-    """state_space_step for a tree rooted at an anti-parallel diode pair, the pair's wave
-    anti-aliased (antialiased_diode_pair; memory: its [previous wave up, F and f there, the
-    solve's offset])."""
-    up = _project(matrix, z, result)
-    down = antialiased_diode_pair(up, memory, root_params, port_resistance)
-    _complete(matrix, z, n_states, down, result)
-    return 0.5 * (up + down)
 
 
 @njit(cache=True, error_model="numpy")
