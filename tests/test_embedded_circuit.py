@@ -219,6 +219,7 @@ def circuit_pedal(tmp_path_factory):
     lib.klon_pedal_init.argtypes = [p, f, f, f, f]
     lib.klon_pedal_set_params.argtypes = [p, f, f, f]
     lib.klon_pedal_process.argtypes = [p, p, p, i]
+    lib.klon_pedal_process_pair.argtypes = [p, p, p, p, p, p, i]
     lib.klon_pedal_latency.argtypes = [p]
     return lib
 
@@ -254,6 +255,40 @@ def test_the_c_circuit_pedal_matches_centaur(circuit_pedal, clip, rate):
         start = stop
     assert np.max(np.abs(reference)) > 0.1
     assert relative_error(y, reference) <= HOST_MATCH
+
+
+@pytest.mark.parametrize("rate_b", [44_100, 96_000, 22_050])
+def test_a_channel_pair_gives_each_channel_its_own_samples(circuit_pedal, clip, rate_b):
+    """klon_pedal_process_pair (the channels side by side, as the plugins run stereo) against
+    klon_pedal_process on each, bit for bit: different signals and knobs, Gain glides that
+    start 4 blocks apart (their 16-sample steps out of line), uneven blocks; the second channel
+    at 44.1 kHz, at 96 kHz (both 2x oversampled) or at 22.05 kHz (4x: the two run apart)."""
+    lib = circuit_pedal
+    x = np.ascontiguousarray(clip[:int(0.2 * 44_100)], dtype=np.float32)
+    x_b = np.ascontiguousarray(-0.5 * x[::-1])
+    settings = [(44_100, 0.2, 0.5, 0.5), (rate_b, 0.8, 0.3, 0.7)]
+    states = [ctypes.create_string_buffer(1 << 16) for _ in range(4)]
+    for state, (rate, *knobs) in zip(states, settings + settings, strict=True):
+        assert lib.klon_pedal_init(state, rate, *knobs) == 0
+    mono = [np.zeros_like(x), np.zeros_like(x)]
+    pair = [np.zeros_like(x), np.zeros_like(x)]
+    start, block = 0, 0
+    while start < x.size:
+        stop = min(start + PEDAL_BLOCKS[block % len(PEDAL_BLOCKS)], x.size)
+        if block in (5, 9):  # the first channel's Gain glides, then the second's
+            for state in states[block == 9::2]:
+                assert lib.klon_pedal_set_params(state, 0.9, 0.5, 0.5) == 0
+        block += 1
+        for state, signal, out in zip(states[:2], (x, x_b), mono, strict=True):
+            lib.klon_pedal_process(state, signal[start:].ctypes.data, out[start:].ctypes.data,
+                                   stop - start)
+        lib.klon_pedal_process_pair(states[2], states[3], x[start:].ctypes.data,
+                                    x_b[start:].ctypes.data, pair[0][start:].ctypes.data,
+                                    pair[1][start:].ctypes.data, stop - start)
+        start = stop
+    assert np.max(np.abs(mono[0])) > 0.1 and np.max(np.abs(mono[1])) > 0.1
+    np.testing.assert_array_equal(pair[0], mono[0])
+    np.testing.assert_array_equal(pair[1], mono[1])
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

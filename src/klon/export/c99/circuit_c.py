@@ -280,8 +280,6 @@ def _kernel(n_pre, n_clip, n_fir1, n_fir2, types):
     clip_columns = [f"c{i}" for i in range(n_clip)] + ["amp", "vi", "down"]
     pre_load = ", ".join(f"p{i} = st->pre_x[{i}]" for i in range(n_pre))
     clip_load = ", ".join(f"c{i} = st->clip_x[{i}]" for i in range(n_clip))
-    load = [f"{pad}klon_cg_wdf {pre_load};", f"{pad}klon_cg_wdf {clip_load};",
-            f"{pad}klon_cg_wdf a, b;"]
 
     def assign(target, pairs, comment=""):
         lines, total = _dot(pairs, fma)
@@ -305,8 +303,9 @@ def _kernel(n_pre, n_clip, n_fir1, n_fir2, types):
         return "\n".join([f"{pad}klon_cg_fir a{', b' if half >= 8 else ''};",
                           f"{pad}w += offset;", *lines, f"{pad}return {total};"])
 
-    return dict(STATE_LOAD="\n".join(load), PRE_STEP="\n".join(pre), CLIP_UP="\n".join(up),
-                CLIP_STEP="\n".join(clip), FIR1_SUM=fir("fir1", n_fir1),
+    return dict(PRE_LOAD=f"{pad}const klon_cg_wdf {pre_load};",
+                CLIP_LOAD=f"{pad}const klon_cg_wdf {clip_load};", PRE_STEP="\n".join(pre),
+                CLIP_UP="\n".join(up), CLIP_STEP="\n".join(clip), FIR1_SUM=fir("fir1", n_fir1),
                 FIR2_SUM=fir("fir2", n_fir2))
 
 

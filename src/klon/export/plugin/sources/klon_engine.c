@@ -29,6 +29,12 @@ static void engine_process(void *pedal, const float *in, float *out, int n)
     klon_pedal_process((klon_pedal *)pedal, in, out, n);
 }
 
+static void engine_process_pair(void *a, void *b, const float *in_a, const float *in_b,
+                                float *out_a, float *out_b, int n)
+{
+    klon_pedal_process_pair((klon_pedal *)a, (klon_pedal *)b, in_a, in_b, out_a, out_b, n);
+}
+
 static void engine_reset(void *pedal)
 {
     klon_pedal_reset((klon_pedal *)pedal);
@@ -42,5 +48,5 @@ const klon_engine KLON_ENGINE_NAME = {
     KLON_MODEL_RATE,
 #endif
     sizeof(klon_pedal), engine_init, engine_latency, engine_set_params, engine_process,
-    engine_reset,
+    engine_process_pair, engine_reset,
 };

@@ -21,6 +21,9 @@ typedef struct klon_engine { /* named, so klon_plugin.h can point to one */
     int (*latency)(const void *pedal);
     int (*set_params)(void *pedal, float gain, float treble, float level);
     void (*process)(void *pedal, const float *in, float *out, int n);
+    /* two channels' pedals side by side: what two process calls give, for less */
+    void (*process_pair)(void *a, void *b, const float *in_a, const float *in_b, float *out_a,
+                         float *out_b, int n);
     void (*reset)(void *pedal);
 } klon_engine;
 

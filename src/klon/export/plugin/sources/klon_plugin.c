@@ -204,19 +204,26 @@ static void advance_weights(klon_plugin *p, int n)
     }
 }
 
-/* one engine on one channel; a pedal whose output is not finite (it never should be: its input
-   is finite, and clamped where it enters the pedal) restarts from rest, silent for that piece */
-static void run_engine(klon_plugin *p, int e, int c, const float *in, float *out, int n)
+/* one engine on every channel (two side by side, klon_engine's process_pair); a pedal whose
+   output is not finite (it never should be: its input is finite, and clamped where it enters
+   the pedal) restarts from rest, silent for that piece */
+static void run_engine(klon_plugin *p, int e, float out[][KLON_PLUGIN_PIECE], int n)
 {
-    int t, finite = 1;
-    p->engines[e]->process(p->pedal[e][c], in, out, n);
-    for (t = 0; t < n; t++)
-        finite &= isfinite(out[t]) != 0;
-    if (!finite) {
-        p->engines[e]->reset(p->pedal[e][c]);
-        memset(out, 0, (size_t)n * sizeof(float));
+    int c, t, finite;
+    if (p->channels == 2)
+        p->engines[e]->process_pair(p->pedal[e][0], p->pedal[e][1], p->input[0], p->input[1],
+                                    out[0], out[1], n);
+    else
+        p->engines[e]->process(p->pedal[e][0], p->input[0], out[0], n);
+    for (c = 0; c < p->channels; c++) {
+        for (t = 0, finite = 1; t < n; t++)
+            finite &= isfinite(out[c][t]) != 0;
+        if (!finite) {
+            p->engines[e]->reset(p->pedal[e][c]);
+            memset(out[c], 0, (size_t)n * sizeof(float));
+        }
+        delay_run(&p->aligned[e][c], out[c], n);
     }
-    delay_run(&p->aligned[e][c], out, n);
 }
 
 static void process_piece(klon_plugin *p, const float *const *in, float *const *out, int start,
@@ -226,22 +233,23 @@ static void process_piece(klon_plugin *p, const float *const *in, float *const *
     const int previous = p->previous, fading = previous >= 0;
     int wet_moves = p->wet != p->wet_target;
     advance_weights(p, n);
+    for (c = 0; c < p->channels; c++) /* a host's NaN or Inf is silence to the pedal */
+        for (t = 0; t < n; t++)
+            p->input[c][t] = isfinite(in[c][start + t]) ? in[c][start + t] : 0.0f;
+    run_engine(p, p->engine, p->heard, n);
+    if (fading)
+        run_engine(p, previous, p->faded, n);
     for (c = 0; c < p->channels; c++) {
-        for (t = 0; t < n; t++) /* a host's NaN or Inf is silence to the pedal, never its state */
-            p->input[t] = isfinite(in[c][start + t]) ? in[c][start + t] : 0.0f;
-        run_engine(p, p->engine, c, p->input, p->heard, n);
-        if (fading) {
-            run_engine(p, previous, c, p->input, p->faded, n);
+        float *heard = p->heard[c], *input = p->input[c];
+        if (fading)
             for (t = 0; t < n; t++)
-                p->heard[t] = p->mix_weight[t] * p->heard[t]
-                              + (1.0f - p->mix_weight[t]) * p->faded[t];
-        }
-        delay_run(&p->dry[c], p->input, n);
+                heard[t] = p->mix_weight[t] * heard[t]
+                           + (1.0f - p->mix_weight[t]) * p->faded[c][t];
+        delay_run(&p->dry[c], input, n);
         if (wet_moves || p->wet != 1.0)
             for (t = 0; t < n; t++)
-                p->heard[t] = p->wet_weight[t] * p->heard[t]
-                              + (1.0f - p->wet_weight[t]) * p->input[t];
-        memcpy(out[c] + start, p->heard, (size_t)n * sizeof(float));
+                heard[t] = p->wet_weight[t] * heard[t] + (1.0f - p->wet_weight[t]) * input[t];
+        memcpy(out[c] + start, heard, (size_t)n * sizeof(float));
     }
 }
 

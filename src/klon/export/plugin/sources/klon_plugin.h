@@ -57,7 +57,9 @@ typedef struct klon_plugin {
     void *pedal[KLON_PLUGIN_ENGINES][KLON_PLUGIN_MAX_CHANNELS];
     klon_delay aligned[KLON_PLUGIN_ENGINES][KLON_PLUGIN_MAX_CHANNELS]; /* each to `latency` */
     klon_delay dry[KLON_PLUGIN_MAX_CHANNELS];
-    float heard[KLON_PLUGIN_PIECE], faded[KLON_PLUGIN_PIECE], input[KLON_PLUGIN_PIECE];
+    float heard[KLON_PLUGIN_MAX_CHANNELS][KLON_PLUGIN_PIECE];
+    float faded[KLON_PLUGIN_MAX_CHANNELS][KLON_PLUGIN_PIECE];
+    float input[KLON_PLUGIN_MAX_CHANNELS][KLON_PLUGIN_PIECE];
     float mix_weight[KLON_PLUGIN_PIECE], wet_weight[KLON_PLUGIN_PIECE];
 } klon_plugin;
 
