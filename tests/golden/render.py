@@ -30,7 +30,9 @@ so did a one-model export marking its Gain positions used, and the circuit gain 
 flush_tiny_states (renamed, so both .c files compile as one unit). Issue 17 (the diode pair's
 solve started from a table of omega instead of logarithms, the gain-stage kernel with fused
 multiply-adds) left every `klon process` output bit-identical and moved c-circuit-gain, whose
-float solve takes one Newton step, by up to 4.8e-7 V (its start is now closer).
+float solve takes one Newton step, by up to 4.8e-7 V (its start is now closer). Issue 17 again
+(klon_pedal_process_pair, the circuit gain stage's oversampled sample in three passes) re-recorded
+the export hashes only: every output stayed bit-identical.
 """
 import hashlib
 import re

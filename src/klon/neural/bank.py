@@ -183,10 +183,10 @@ class ModelBank(Processor):
         if not self._run_bank(x, y, self.kernel_args, self.resampling):
             raise KlonError("audio contains NaN or Inf samples")
 
-    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: np.ndarray) -> bool:
         """The whole neural pedal on a checked block (x, y channels x frames), this bank
-        between the shared stages (SharedStages as plain tuples); False if x holds NaN or
-        Inf."""
+        between the shared stages (klon.pedal.stages.share_memory's array); False if x holds
+        NaN or Inf."""
         if x.shape[1] > self.work.shape[1]:
             self.prepare(x.shape[1])
         return self._run_pedal(x, y, self.work, self.kernel_args, stages, self.resampling)

@@ -10,9 +10,8 @@ import importlib
 from typing import Any
 
 from klon.core.errors import KlonError
-from klon.core.kernel_state import plain
 from klon.core.processor import Knob, Processor, check_sample_rate
-from klon.pedal.stages import InputBuffer, OutputStage, SharedStages, Tone
+from klon.pedal.stages import InputBuffer, OutputStage, Tone, share_memory
 
 # engine -> (module, factory) of its gain stage. A factory takes (sample_rate, gain, diode,
 # oversampling, models, model) and refuses the options that are not its engine's.
@@ -78,8 +77,7 @@ class Centaur(Processor):
         for stage in (self.input_buffer, self.gain_stage, self.tone, self.output_stage):
             stage.reset(self.channels)
         # built once per channel count: a block then costs one dispatch with these very arrays
-        self.stages = plain(SharedStages(self.input_buffer.kernel_state, self.tone.kernel_state,
-                                         self.output_stage.kernel_state))
+        self.stages = share_memory(self.input_buffer, self.tone, self.output_stage)
 
     def render(self, x, y) -> None:
         # no views, generators or NumPy scalars here: a block makes no Python objects

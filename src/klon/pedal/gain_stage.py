@@ -117,6 +117,21 @@ PRE_ROWS = PRE_STATES + 2  # the pre-amp's folded map: its states, U1B's + input
 CLIP_ROWS = CLIP_STATES + 2  # the clipper's map: the wave up, its states, the summed currents
 CLIP_COLUMNS = CLIP_STATES + 2  # its states and its two inputs (U1B's output, vi)
 PAIR_WAVE = CLIP_ROWS - 1  # clip_result's last column: the wave up to the pair, then down
+# The kernel's state is two arrays (each array a call passes costs its dispatch about 0.08 us):
+# `params`, the stage's, which its channels share, and `memory`, a row per channel. Their parts,
+# as GainStageState names them, lie at these offsets:
+COEF_SIZE = ADAA_PORT + 1
+PRE_MAP_AT = COEF_SIZE
+CLIP_MAP_AT = PRE_MAP_AT + PRE_ROWS * (PRE_STATES + 1)
+CLIP_ROOT_AT = CLIP_MAP_AT + CLIP_ROWS * (CLIP_COLUMNS + 1)
+PARAMS_SIZE = CLIP_ROOT_AT + 2  # the diode pair's saturation current and n Vt
+PRE_Z_AT = 0
+CLIP_Z_AT = PRE_Z_AT + PRE_STATES + 1
+PRE_RESULT_AT = CLIP_Z_AT + CLIP_COLUMNS + 1
+CLIP_RESULT_AT = PRE_RESULT_AT + PRE_ROWS
+OPAMP_AT = CLIP_RESULT_AT + CLIP_ROWS
+ADAA_AT = OPAMP_AT + OPAMP_STATES
+MEMORY_SIZE = ADAA_AT + AMP + 1
 
 
 def default_oversampling(sample_rate):
@@ -163,10 +178,11 @@ def build_clipper_tree(sample_rate, diode):
 
 
 class GainStageState(NamedTuple):
-    """What run_gain_stage reads and writes. Every state array has a row per channel (separate
-    rows let the CPU overlap the channels' dependency chains)."""
+    """The parts of the kernel's two arrays (views of them: see gain_stage_state). Every
+    per-channel part has a row per channel (separate rows let the CPU overlap the channels'
+    dependency chains)."""
 
-    coef: np.ndarray  # RS .. CLIP_PORT
+    coef: np.ndarray  # RS .. ADAA_PORT
     pre_map: np.ndarray  # the pre-amp + FF1 tree's step, its root folded in (fold_source_root)
     clip_map: np.ndarray  # the clipper + FF2 tree's, its three currents in one row (sum_outputs)
     clip_root: np.ndarray  # the diode pair's parameters
@@ -178,14 +194,26 @@ class GainStageState(NamedTuple):
     adaa: np.ndarray  # channels x (the diode pair's ADAA_MEMORY, AMP)
 
 
+def gain_stage_state(params: np.ndarray, memory: np.ndarray) -> GainStageState:
+    """The named parts of `params` (PARAMS_SIZE) and `memory` (channels x MEMORY_SIZE), as
+    views: what Python reads and writes there, the kernel sees."""
+    return GainStageState(
+        params[:COEF_SIZE], params[PRE_MAP_AT:CLIP_MAP_AT].reshape(PRE_ROWS, PRE_STATES + 1),
+        params[CLIP_MAP_AT:CLIP_ROOT_AT].reshape(CLIP_ROWS, CLIP_COLUMNS + 1),
+        params[CLIP_ROOT_AT:], memory[:, PRE_Z_AT:CLIP_Z_AT], memory[:, CLIP_Z_AT:PRE_RESULT_AT],
+        memory[:, PRE_RESULT_AT:CLIP_RESULT_AT], memory[:, CLIP_RESULT_AT:OPAMP_AT],
+        memory[:, OPAMP_AT:ADAA_AT], memory[:, ADAA_AT:])
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def run_gain_stage(x, y, s):
-    """x, y: channels x frames at the oversampled rate; s: the GainStageState (or it as a
-    plain tuple)."""
-    s = GainStageState(*s)
-    coef, pre_map, clip_map, clip_root = s.coef, s.pre_map, s.clip_map, s.clip_root
-    pre_z, clip_z, pre_result, clip_result = s.pre_z, s.clip_z, s.pre_result, s.clip_result
-    opamp_state, adaa = s.opamp_state, s.adaa
+    """x, y: channels x frames at the oversampled rate; s: (params, memory), the stage's two
+    arrays (their parts are read here as gain_stage_state names them)."""
+    params, memory = s
+    coef = params[:COEF_SIZE]
+    pre_map = params[PRE_MAP_AT:CLIP_MAP_AT].reshape((PRE_ROWS, PRE_STATES + 1))
+    clip_map = params[CLIP_MAP_AT:CLIP_ROOT_AT].reshape((CLIP_ROWS, CLIP_COLUMNS + 1))
+    clip_root = params[CLIP_ROOT_AT:PARAMS_SIZE]
     rs, y7, g7, y8, g8 = coef[RS], coef[Y7], coef[G7], coef[Y8], coef[G8]
     y20, g13 = coef[Y20], coef[G13]
     amp_low, amp_high = coef[AMP_LOW], coef[AMP_HIGH]
@@ -201,20 +229,22 @@ def run_gain_stage(x, y, s):
     if antialiasing and coef[ADAA_PORT] != port:
         # the pots moved (or the stage was reset): the stored antiderivatives for the new ones
         for ch in range(n_channels):
-            set_antialiasing_memory(adaa[ch], adaa[ch, MEMORY_WAVE], clip_root, port)
+            adaa = memory[ch, ADAA_AT:MEMORY_SIZE]
+            set_antialiasing_memory(adaa, adaa[MEMORY_WAVE], clip_root, port)
         coef[ADAA_PORT] = port
     for t in range(n_frames):
         # in three passes over the channels: their dependency chains are independent, and side
         # by side in the instruction stream the CPU overlaps them
         for ch in range(n_channels):
             vi = x[ch, t]
+            row = memory[ch]
             # 1. pre-amp + FF1: U1B's + input and the current through R19
-            pz = pre_z[ch]
-            pr = pre_result[ch]
+            pz = row[PRE_Z_AT:CLIP_Z_AT]
+            pr = row[PRE_RESULT_AT:CLIP_RESULT_AT]
             pz[PRE_STATES] = vi
             folded_source_step(pre_map, pz, PRE_ROWS, PRE_STATES, pr)
             # 2. amp stage: i_leg = current down the ground leg, h7/h8 the capacitors' histories
-            op = opamp_state[ch]
+            op = row[OPAMP_AT:ADAA_AT]
             h7 = op[H7]
             h8 = op[H8]
             m = h7 * leg
@@ -224,8 +254,8 @@ def run_gain_stage(x, y, s):
             # path serves both.
             u = v_plus + (k * v_plus - m + h8) * inv_y8  # the output were there no swing limit
             if antialiasing:
-                v_amp = antialiased_clamp(adaa[ch, AMP], u, amp_low, amp_high)
-                adaa[ch, AMP] = u
+                v_amp = antialiased_clamp(row[ADAA_AT + AMP], u, amp_low, amp_high)
+                row[ADAA_AT + AMP] = u
             else:
                 v_amp = min(max(u, amp_low), amp_high)
             v_minus = (y8 * v_amp - h8 + m) * inv_divider
@@ -233,44 +263,45 @@ def run_gain_stage(x, y, s):
             op[H7] = 2.0 * g7 * (v_minus - rs * i_leg) - h7
             op[H8] = 2.0 * g8 * (v_amp - v_minus) - h8
             # 3. clipper + FF2, driven by U1B's output and vi: the wave up to the diode pair
-            cz = clip_z[ch]
+            cz = row[CLIP_Z_AT:PRE_RESULT_AT]
             cz[CLIP_STATES] = v_amp
             cz[CLIP_STATES + 1] = vi
-            cr = clip_result[ch]
+            cr = row[CLIP_RESULT_AT:OPAMP_AT]
             cr[PAIR_WAVE] = project_up(clip_map, cz, CLIP_ROWS, CLIP_COLUMNS, cr)
         for ch in range(n_channels):  # the pair's wave down
-            up = clip_result[ch, PAIR_WAVE]
+            row = memory[ch]
+            up = row[CLIP_RESULT_AT + PAIR_WAVE]
             if antialiasing:
-                down = antialiased_diode_pair(up, adaa[ch], clip_root, port)
+                down = antialiased_diode_pair(up, row[ADAA_AT:MEMORY_SIZE], clip_root, port)
             else:
                 down = solve_root(ROOT_DIODE_PAIR, -1, clip_root, up, port,
-                                  clip_z[ch, CLIP_STATES:CLIP_COLUMNS])
-            clip_result[ch, PAIR_WAVE] = down
+                                  row[CLIP_Z_AT + CLIP_STATES:CLIP_Z_AT + CLIP_COLUMNS])
+            row[CLIP_RESULT_AT + PAIR_WAVE] = down
         for ch in range(n_channels):
-            cr = clip_result[ch]
-            complete_down(clip_map, clip_z[ch], CLIP_ROWS, CLIP_COLUMNS, CLIP_STATES,
-                          cr[PAIR_WAVE], cr)
+            row = memory[ch]
+            cr = row[CLIP_RESULT_AT:OPAMP_AT]
+            complete_down(clip_map, row[CLIP_Z_AT:PRE_RESULT_AT], CLIP_ROWS, CLIP_COLUMNS,
+                          CLIP_STATES, cr[PAIR_WAVE], cr)
             # 4. summing amp: the four branch currents through R20 || C13 (whose current, from
             # the output into the summing node, is g13 v_out - h13)
-            op = opamp_state[ch]
-            i_sum = pre_result[ch, PRE_STATES + 1] + cr[CLIP_STATES]
+            op = row[OPAMP_AT:ADAA_AT]
+            i_sum = row[PRE_RESULT_AT + PRE_STATES + 1] + cr[CLIP_STATES]
             h13 = companion_history(g13, op[V13], op[I13:])
             v_out = min(max((h13 - i_sum) * inv_y20, sum_low), sum_high)
             op[V13] = v_out
             remember_current(op[I13:], g13 * v_out - h13)
             y[ch, t] = v_out
     for ch in range(n_channels):
-        finite = _flush(pre_z[ch], PRE_STATES) & _flush(clip_z[ch], CLIP_STATES)
-        finite &= _flush(opamp_state[ch], opamp_state.shape[1])
-        for i in range(adaa.shape[1]):
-            finite &= np.isfinite(adaa[ch, i])
+        row = memory[ch]
+        finite = _flush(row[PRE_Z_AT:CLIP_Z_AT], PRE_STATES)
+        finite &= _flush(row[CLIP_Z_AT:PRE_RESULT_AT], CLIP_STATES)
+        finite &= _flush(row[OPAMP_AT:ADAA_AT], OPAMP_STATES)
+        for i in range(ADAA_AT, MEMORY_SIZE):
+            finite &= np.isfinite(row[i])
         if not finite:  # never seen; but NaN must not stick: this channel restarts from rest
-            pre_z[ch, :] = 0.0
-            clip_z[ch, :] = 0.0
-            opamp_state[ch, :] = 0.0
-            adaa[ch, :] = 0.0
+            row[:] = 0.0
             if antialiasing:
-                set_antialiasing_memory(adaa[ch], 0.0, clip_root, port)
+                set_antialiasing_memory(row[ADAA_AT:MEMORY_SIZE], 0.0, clip_root, port)
 
 
 @njit(cache=True, inline="always")
@@ -346,9 +377,10 @@ def run_circuit_pedal(x, y, start, stop, work, stages, oversampler, gain_stage):
     """Frames start..stop of a block through every stage of the circuit engine's pedal: one
     compiled call, so a block costs one dispatch however many stages there are. Refuses
     (returns False, touching nothing) if the input holds NaN or Inf. The state arrives as plain
-    tuples (klon.core.kernel_state) and is named here."""
+    tuples (klon.core.kernel_state) and arrays (share_memory's, the stage's two) and is named
+    here."""
     work, stages = PedalWork(*work), name_stages(stages)
-    oversampler, gain_stage = OversamplerState(*oversampler), GainStageState(*gain_stage)
+    oversampler = OversamplerState(*oversampler)
     n = stop - start
     for ch in range(x.shape[0]):
         for t in range(n):
@@ -415,15 +447,17 @@ class GainStage(Processor):
         self.gang_b_bottom = self.clipper.pot(gang_b_bottom)
         g7, g8 = (2.0 * cap * high_rate for cap in (c.C7, c.C8))  # trapezoidal
         g13 = c.C13 * high_rate / WIDEBAND_WEIGHTS[0]  # the wide-band rule
-        self.coef = np.zeros(ADAA_PORT + 1)
+        self.params = np.zeros(PARAMS_SIZE)
+        self.coef = self.params[:COEF_SIZE]
         self.coef[ANTIALIASING] = 1.0 if antialiasing else 0.0
         self.coef[[Y7, G7, Y8, G8, Y20, G13]] = (1 / c.R11 + g7, g7, 1 / c.R12 + g8, g8,
                                                  1 / c.R20 + g13, g13)
         self.coef[[AMP_LOW, AMP_HIGH]] = c.output_limits(c.U1_RAILS)
         self.coef[[SUM_LOW, SUM_HIGH]] = c.output_limits(c.U2_RAILS)
         assert (self.preamp.n_states, self.clipper.n_states) == (PRE_STATES, CLIP_STATES)
-        self.pre_map = np.zeros((PRE_ROWS, PRE_STATES + 1))
-        self.clip_map = np.zeros((CLIP_ROWS, CLIP_COLUMNS + 1))  # the last: the wave down
+        self.params[CLIP_ROOT_AT:] = self.clipper.root_params
+        views = gain_stage_state(self.params, np.zeros((0, MEMORY_SIZE)))
+        self.pre_map, self.clip_map = views.pre_map, views.clip_map
         self._set_pots(self.glide.item(CURRENT))
         self._allocate_state()
 
@@ -457,13 +491,10 @@ class GainStage(Processor):
     def _allocate_state(self):
         channels = self.channels
         self.oversampler = Oversampler(self.oversampling, channels)
-        self.kernel_state = GainStageState(
-            self.coef, self.pre_map, self.clip_map, self.clipper.root_params,
-            np.zeros((channels, PRE_STATES + 1)), np.zeros((channels, CLIP_COLUMNS + 1)),
-            np.zeros((channels, PRE_ROWS)), np.zeros((channels, CLIP_ROWS)),
-            np.zeros((channels, OPAMP_STATES)), np.zeros((channels, AMP + 1)))
+        memory = np.zeros((channels, MEMORY_SIZE))
+        self.kernel_state = gain_stage_state(self.params, memory)
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
-        self.kernel_args = plain(self.kernel_state)
+        self.kernel_args = (self.params, memory)
         self.prepare(0)
 
     def prepare(self, frames: int) -> None:
@@ -490,9 +521,7 @@ class GainStage(Processor):
             self._allocate_state()
         if self.glide.item(REMAINING) > 0.0:
             self._set_pots(smoother_settle(self.glide))
-        s = self.kernel_state
-        for state in (s.pre_z, s.clip_z, s.opamp_state, s.adaa):
-            state[:] = 0.0
+        self.kernel_args[1][:] = 0.0
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.oversampler.reset()
 
@@ -536,9 +565,9 @@ class GainStage(Processor):
             self.oversampler.downsample(high_out[:, :n], y[:, start:stop])
             start = stop
 
-    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: tuple) -> bool:
+    def run_pedal(self, x: np.ndarray, y: np.ndarray, stages: np.ndarray) -> bool:
         """The whole circuit pedal on a checked block (x, y channels x frames), this stage
-        between the shared ones (SharedStages as plain tuples); False if x holds NaN or Inf."""
+        between the shared ones (share_memory's array); False if x holds NaN or Inf."""
         frames = x.shape[1]
         if frames > self.capacity:
             self.prepare(frames)

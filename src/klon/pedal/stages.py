@@ -176,7 +176,18 @@ class SharedStages(NamedTuple):
     output_stage: np.ndarray
 
 
+def share_memory(input_buffer: InputBuffer, tone: Tone, output_stage: OutputStage) -> np.ndarray:
+    """The three stages' memories moved into the rows of one array (INPUT_BUFFER, TONE,
+    OUTPUT_STAGE), which each stage then reads and writes: a pedal's block call passes one
+    array for them, not three. The stages must have one channel count."""
+    stages = (input_buffer, tone, output_stage)
+    rows = np.stack([stage.kernel_state for stage in stages])
+    for stage, row in zip(stages, rows, strict=True):
+        stage._adopt(row)
+    return rows
+
+
 @njit(cache=True)
 def name_stages(stages):
-    """SharedStages from the plain tuple a kernel receives (see klon.core.kernel_state)."""
-    return SharedStages(stages[0], stages[1], stages[2])
+    """SharedStages from share_memory's array, as a kernel receives it."""
+    return SharedStages(stages[INPUT_BUFFER], stages[TONE], stages[OUTPUT_STAGE])
