@@ -521,7 +521,7 @@ class GainStage(Processor):
             self._allocate_state()
         if self.glide.item(REMAINING) > 0.0:
             self._set_pots(smoother_settle(self.glide))
-        self.kernel_args[1][:] = 0.0
+        self.kernel_args[1][:] = 0.0  # every channel's memory
         self.coef[ADAA_PORT] = 0.0  # the kernel sets the anti-aliasing memory at rest
         self.oversampler.reset()
 
