@@ -103,10 +103,15 @@ def _bank(x, y, n, bank):
                                              bank.running, bank.history)
     offsets = bank.offsets
     channels = x.shape[0]
+    gliding = glide[REMAINING] > 0.0  # at rest the Gain, its models and their weights hold
+    gain = glide[CURRENT]
+    low, fraction = bracket(positions, gain)
     for t in range(n):
-        gain = smoother_next(glide)
-        low, fraction = bracket(positions, gain)
-        if glide[REMAINING] == 0.0:  # at rest: only the bracketing models run
+        if gliding:
+            gain = smoother_next(glide)
+            low, fraction = bracket(positions, gain)
+            gliding = glide[REMAINING] > 0.0
+        if not gliding:  # at rest: only the bracketing models run
             running[0] = low if fraction < 1.0 else low + 1
             running[1] = low + 1 if fraction > 0.0 else low
 {twin}
