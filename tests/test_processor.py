@@ -112,3 +112,27 @@ def test_engine_options_belong_to_their_engine():
         Centaur(RATE, engine="neural", oversampling=4)
     with pytest.raises(KlonError, match="unsupported sample rate"):
         Centaur(8_000)
+
+
+@pytest.mark.parametrize("stage", [InputBuffer, Tone, OutputStage])
+def test_a_stereo_block_filters_each_channel_as_a_mono_one_does(stage):
+    """The linear stages' stereo path for a knob at rest (both filters in registers) gives each
+    channel what the one-channel loop gives it, bit for bit, clamping included; a knob glide
+    between the blocks takes the general loop and back."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-6.0, 6.0, (2, 3000))  # past U1's and U2's swing: the clamps act
+    knob = {"treble": 0.8} if stage is Tone else {"level": 0.3} if stage is OutputStage else {}
+    stereo, mono = stage(44_100, **knob), [stage(44_100, **knob) for _ in range(2)]
+    stereo.reset(2)
+    y = np.empty_like(x)
+    expected = np.empty_like(x)
+    for start, stop in ((0, 1000), (1000, 2000), (2000, 3000)):
+        if start == 1000 and knob:  # a glide over the second block
+            name = next(iter(knob))
+            for p in (stereo, *mono):
+                setattr(p, name, 0.1)
+        stereo.process(x[:, start:stop], y[:, start:stop])
+        for ch, p in enumerate(mono):
+            p.process(x[ch, start:stop], expected[ch, start:stop])
+    assert np.max(np.abs(y)) > 0.5
+    np.testing.assert_array_equal(y, expected)

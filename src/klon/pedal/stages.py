@@ -72,6 +72,26 @@ def run_stage(stage, x, y, memory):
     glide, params, state = memory[GLIDE:PARAMS], memory[PARAMS:STATE], memory[STATE:]
     low = params[LOW]
     high = params[HIGH]
+    if n_channels == 2 and glide[REMAINING] == 0.0:
+        # stereo with the knob at rest, the commonest block: the same steps with the
+        # coefficients and both filters' memories held in registers
+        b0 = params[B0]
+        b1 = params[B1]
+        a1 = params[A1]
+        s0 = state[0]
+        s1 = state[1]
+        for t in range(n_frames):
+            u0 = x[0, t]
+            u1 = x[1, t]
+            v0 = b0 * u0 + s0
+            v1 = b0 * u1 + s1
+            s0 = b1 * u0 - a1 * v0
+            s1 = b1 * u1 - a1 * v1
+            y[0, t] = min(max(v0, low), high)
+            y[1, t] = min(max(v1, low), high)
+        state[0] = 0.0 if abs(s0) < TINY else s0
+        state[1] = 0.0 if abs(s1) < TINY else s1
+        return
     for t in range(n_frames):
         if glide[REMAINING] > 0.0:
             _discretise(stage, smoother_next(glide), params)
