@@ -98,99 +98,105 @@ def _shift(w, hist, count):
         w[j] = w[count + j]
 
 
-class OversamplerState(NamedTuple):
-    """What the up- and down-sampling kernels read and write: the half-band branches' first
-    halves (g2 empty at 2x) and each direction's delay lines."""
+# the half-band branches' first halves (they are symmetric): constants the kernels compile in
+HALF1 = np.ascontiguousarray(STAGE1_BRANCH[:STAGE1_HALF])
+HALF2 = np.ascontiguousarray(STAGE2_BRANCH[:STAGE2_HALF])
+HALF1.flags.writeable = HALF2.flags.writeable = False
+# Each channel's delay lines lie in one row of the state's `lines` (one array, not six: each
+# array a block call passes costs its dispatch about 0.08 us), at these offsets; the second
+# stage's lines are there at 2x too, unused. Each line keeps its history at the front.
+HIST1 = 2 * STAGE1_HALF - 1  # base <-> 2x, up and down
+HIST2_UP = 2 * STAGE2_HALF  # one more than the taps need: the delay that makes 4x's latency whole
+HIST2_DOWN = 2 * STAGE2_HALF - 1
+UP1_AT = 0
+UP2_AT = UP1_AT + HIST1 + CHUNK
+DOWN1_EVEN_AT = UP2_AT + HIST2_UP + 2 * CHUNK
+DOWN1_ODD_AT = DOWN1_EVEN_AT + HIST1 + CHUNK
+DOWN2_EVEN_AT = DOWN1_ODD_AT + HIST1 + CHUNK
+DOWN2_ODD_AT = DOWN2_EVEN_AT + HIST2_DOWN + 2 * CHUNK
+LINES = DOWN2_ODD_AT + HIST2_DOWN + 2 * CHUNK
 
-    g1: np.ndarray
-    g2: np.ndarray
-    up1: np.ndarray  # channels x (history + chunk)
-    up2: np.ndarray
-    down1: np.ndarray  # channels x 2 phases x (history + chunk)
-    down2: np.ndarray
+
+class OversamplerState(NamedTuple):
+    """What the up- and down-sampling kernels read and write."""
+
+    lines: np.ndarray  # channels x LINES: each channel's delay lines
     acc: np.ndarray  # one chunk's sums
 
 
 @njit(cache=True)
 def upsample(x, out, s):
-    """x (channels x n) -> out (channels x 2n or 4n) through the OversamplerState s (or it
-    as a plain tuple)."""
-    s = OversamplerState(*s)
-    g1, g2, work1, work2, acc = s.g1, s.g2, s.up1, s.up2, s.acc
-    n1 = g1.shape[0]
-    hist1 = 2 * n1 - 1
-    n2 = g2.shape[0]
-    hist2 = 2 * n2  # one more than the taps need: the 2x-rate delay that makes latency whole
-    chunk = work1.shape[1] - hist1
+    """x (channels x n) -> out (channels x 2n or 4n, the factor) through the OversamplerState
+    s (or it as a plain tuple)."""
+    lines, acc = s
+    if x.shape[1] == 0:
+        return
+    four = out.shape[1] == 4 * x.shape[1]
     for ch in range(x.shape[0]):
-        w1 = work1[ch]
-        w2 = work2[ch]
+        w1 = lines[ch, UP1_AT:UP2_AT]
+        w2 = lines[ch, UP2_AT:DOWN1_EVEN_AT]
         start = 0
         while start < x.shape[1]:
-            count = min(chunk, x.shape[1] - start)
+            count = min(CHUNK, x.shape[1] - start)
             for t in range(count):
-                w1[hist1 + t] = x[ch, start + t]
-            _interpolate(w1, hist1, count, g1, 0, acc)
-            centre = hist1 - n1 + 1
-            if n2 == 0:
+                w1[HIST1 + t] = x[ch, start + t]
+            _interpolate(w1, HIST1, count, HALF1, 0, acc)
+            centre = HIST1 - STAGE1_HALF + 1
+            if not four:
                 for t in range(count):
                     out[ch, 2 * (start + t)] = acc[t]
                     out[ch, 2 * (start + t) + 1] = w1[centre + t]
             else:
                 # the 2x signal goes straight into the second stage's delay line
                 for t in range(count):
-                    w2[hist2 + 2 * t] = acc[t]
-                    w2[hist2 + 2 * t + 1] = w1[centre + t]
-                _interpolate(w2, hist2, 2 * count, g2, 1, acc)
-                centre2 = hist2 - n2
+                    w2[HIST2_UP + 2 * t] = acc[t]
+                    w2[HIST2_UP + 2 * t + 1] = w1[centre + t]
+                _interpolate(w2, HIST2_UP, 2 * count, HALF2, 1, acc)
+                centre2 = HIST2_UP - STAGE2_HALF
                 for t in range(2 * count):
                     out[ch, 4 * start + 2 * t] = acc[t]
                     out[ch, 4 * start + 2 * t + 1] = w2[centre2 + t]
-                _shift(w2, hist2, 2 * count)
-            _shift(w1, hist1, count)
+                _shift(w2, HIST2_UP, 2 * count)
+            _shift(w1, HIST1, count)
             start += count
 
 
 @njit(cache=True)
 def downsample(x, out, s):
-    """x (channels x 2n or 4n) -> out (channels x n) through the OversamplerState s (or it
-    as a plain tuple)."""
-    s = OversamplerState(*s)
-    g1, g2, work1, work2, acc = s.g1, s.g2, s.down1, s.down2, s.acc
-    n1 = g1.shape[0]
-    hist1 = 2 * n1 - 1
-    n2 = g2.shape[0]
-    hist2 = 2 * n2 - 1
-    chunk = work1.shape[2] - hist1
-    factor = 2 if n2 == 0 else 4
+    """x (channels x 2n or 4n, the factor) -> out (channels x n) through the OversamplerState
+    s (or it as a plain tuple)."""
+    lines, acc = s
+    if out.shape[1] == 0:
+        return
+    factor = x.shape[1] // out.shape[1]
     for ch in range(out.shape[0]):
-        even1 = work1[ch, 0]
-        odd1 = work1[ch, 1]
-        even2 = work2[ch, 0]
-        odd2 = work2[ch, 1]
+        even1 = lines[ch, DOWN1_EVEN_AT:DOWN1_ODD_AT]
+        odd1 = lines[ch, DOWN1_ODD_AT:DOWN2_EVEN_AT]
+        even2 = lines[ch, DOWN2_EVEN_AT:DOWN2_ODD_AT]
+        odd2 = lines[ch, DOWN2_ODD_AT:LINES]
         start = 0
         while start < out.shape[1]:
-            count = min(chunk, out.shape[1] - start)
+            count = min(CHUNK, out.shape[1] - start)
             high = factor * start
-            if n2 == 0:
+            if factor == 2:
                 for t in range(count):
-                    even1[hist1 + t] = x[ch, high + 2 * t]
-                    odd1[hist1 + t] = x[ch, high + 2 * t + 1]
+                    even1[HIST1 + t] = x[ch, high + 2 * t]
+                    odd1[HIST1 + t] = x[ch, high + 2 * t + 1]
             else:
                 for t in range(2 * count):
-                    even2[hist2 + t] = x[ch, high + 2 * t]
-                    odd2[hist2 + t] = x[ch, high + 2 * t + 1]
-                _decimate(even2, odd2, hist2, 2 * count, g2, acc)
+                    even2[HIST2_DOWN + t] = x[ch, high + 2 * t]
+                    odd2[HIST2_DOWN + t] = x[ch, high + 2 * t + 1]
+                _decimate(even2, odd2, HIST2_DOWN, 2 * count, HALF2, acc)
                 for t in range(count):
-                    even1[hist1 + t] = acc[2 * t]
-                    odd1[hist1 + t] = acc[2 * t + 1]
-                _shift(even2, hist2, 2 * count)
-                _shift(odd2, hist2, 2 * count)
-            _decimate(even1, odd1, hist1, count, g1, acc)
+                    even1[HIST1 + t] = acc[2 * t]
+                    odd1[HIST1 + t] = acc[2 * t + 1]
+                _shift(even2, HIST2_DOWN, 2 * count)
+                _shift(odd2, HIST2_DOWN, 2 * count)
+            _decimate(even1, odd1, HIST1, count, HALF1, acc)
             for t in range(count):
                 out[ch, start + t] = acc[t]
-            _shift(even1, hist1, count)
-            _shift(odd1, hist1, count)
+            _shift(even1, HIST1, count)
+            _shift(odd1, HIST1, count)
             start += count
 
 
@@ -209,33 +215,21 @@ class Oversampler:
             raise KlonError(f"channel count must be at least 1, got {channels}")
         self.factor = int(factor)
         self.channels = int(channels)
-        steps = stage_taps(self.factor) + [np.zeros(0)] * 2
-        # the symmetric first halves are all the kernels need; an empty second stage means 2x
-        g1, g2 = (np.ascontiguousarray(g[: g.size // 2]) for g in steps[:2])
-        hist1 = g1.size * 2 - 1
-        hist2 = g2.size * 2
-        self.state = OversamplerState(
-            g1, g2, np.zeros((self.channels, hist1 + CHUNK)),
-            np.zeros((self.channels, hist2 + 2 * CHUNK)),
-            np.zeros((self.channels, 2, hist1 + CHUNK)),
-            np.zeros((self.channels, 2, hist2 + 2 * CHUNK)), np.zeros(2 * CHUNK))
+        self.state = OversamplerState(np.zeros((self.channels, LINES)), np.zeros(2 * CHUNK))
         self.kernel_args = tuple(self.state)  # see klon.core.kernel_state
 
     @property
     def latency(self):
         """Round-trip (upsample then downsample) delay in base-rate samples."""
-        k1, k2 = self.state.g1.size, self.state.g2.size  # the K of each step (0: no such step)
         if self.factor == 1:
             return 0
         if self.factor == 2:
-            return 2 * k1 - 1  # up and down each delay by (4 K1 - 2) / 2 samples at 2x
+            return HIST1  # up and down each delay by (4 K1 - 2) / 2 samples at 2x
         # at 4x: step 1 adds 2 (4 K1 - 2), step 2 adds 4 K2 - 2 plus its 2-sample alignment delay
-        return 2 * k1 - 1 + k2
+        return HIST1 + STAGE2_HALF
 
     def reset(self):
-        s = self.state
-        for buf in (s.up1, s.up2, s.down1, s.down2):
-            buf[:] = 0.0
+        self.state.lines[:] = 0.0
 
     def _check(self, low, high, low_name, high_name):
         if low.ndim != 2 or high.ndim != 2:

@@ -71,7 +71,7 @@ from klon.dsp.integration import (
     companion_history,
     remember_current,
 )
-from klon.dsp.oversampling import Oversampler, OversamplerState, downsample, upsample
+from klon.dsp.oversampling import Oversampler, downsample, upsample
 from klon.pedal import components as c
 from klon.pedal.stages import (
     INPUT_BUFFER,
@@ -364,12 +364,11 @@ def clamp_into(x, out, low, high):
 
 
 class PedalWork(NamedTuple):
-    """The circuit chain's work buffers: a piece of a block at the base rate and at the
-    oversampled rate (in and out of the gain stage)."""
+    """The circuit chain's work buffers: a piece of a block at the base rate, and at the
+    oversampled rate the gain stage's input (high[:, 0]) and output (high[:, 1])."""
 
-    low: np.ndarray
-    high: np.ndarray
-    high_out: np.ndarray
+    low: np.ndarray  # channels x frames
+    high: np.ndarray  # channels x 2 x frames * the oversampling factor
 
 
 @njit(cache=True, error_model="numpy")
@@ -380,7 +379,7 @@ def run_circuit_pedal(x, y, start, stop, work, stages, oversampler, gain_stage):
     tuples (klon.core.kernel_state) and arrays (share_memory's, the stage's two) and is named
     here."""
     work, stages = PedalWork(*work), name_stages(stages)
-    oversampler = OversamplerState(*oversampler)
+    factor = work.high.shape[2] // work.low.shape[1]
     n = stop - start
     for ch in range(x.shape[0]):
         for t in range(n):
@@ -389,10 +388,10 @@ def run_circuit_pedal(x, y, start, stop, work, stages, oversampler, gain_stage):
                 return False
             work.low[ch, t] = v
     a = work.low[:, :n]
-    h = work.high[:, :n * (work.high.shape[1] // work.low.shape[1])]
-    ho = work.high_out[:, :h.shape[1]]
+    h = work.high[:, 0, :n * factor]
+    ho = work.high[:, 1, :n * factor]
     run_stage(INPUT_BUFFER, a, a, stages.input_buffer)
-    if oversampler.g1.shape[0] == 0:  # no oversampling
+    if factor == 1:  # no oversampling
         run_gain_stage(a, a, gain_stage)
         run_stage(TONE, a, a, stages.tone)
     else:
@@ -503,8 +502,7 @@ class GainStage(Processor):
         self.capacity = frames
         f = self.oversampling
         self.work = PedalWork(np.zeros((self.channels, frames)),
-                              np.zeros((self.channels, frames * f)),
-                              np.zeros((self.channels, frames * f)))
+                              np.zeros((self.channels, 2, frames * f)))
         # built once: a block then costs one dispatch with these very arrays
         self.pedal_args = (plain(self.work), self.oversampler.kernel_args, self.kernel_args)
 
@@ -551,7 +549,7 @@ class GainStage(Processor):
         if frames > self.capacity:
             self.prepare(frames)
         f = self.oversampling
-        low, high, high_out = self.work
+        low, high, high_out = self.work.low, self.work.high[:, 0], self.work.high[:, 1]
         # the stage sees U1A's output, which cannot leave U1's swing (in the pedal the input
         # buffer clamps there); clamped here too, absurd inputs cannot overflow the solver
         clamp_into(x, low, INPUT_LIMITS[0], INPUT_LIMITS[1])
