@@ -12,6 +12,9 @@ of docs/conditioned.md.
    output resampled to the host rate), in dB.
 3. From a zero state, as RTNeural-based hosts start a model: the largest jump of the output in
    silence before it settles, for the shipped models and the original plugin's.
+4. Generated playing (the demo's riff, `klon.dsp.synth.guitar_riff`), gain stage alone, at
+   Gain 0 and 1 and three levels: what keeps `circuit-cond` from being the default; and at
+   Gain 0 its error by frequency band.
 """
 import argparse
 import sys
@@ -27,6 +30,7 @@ from klon.core import audio  # noqa: E402
 from klon.core.files import rewrite_after  # noqa: E402
 from klon.core.metrics import clip_esr, esr  # noqa: E402
 from klon.core.paths import SHIPPED_MODELS, find_data  # noqa: E402
+from klon.dsp.synth import guitar_riff  # noqa: E402
 from klon.neural import ModelBank  # noqa: E402
 from klon.neural.architectures import architecture  # noqa: E402
 from klon.neural.kernels import compiled  # noqa: E402
@@ -38,6 +42,8 @@ RATES = (22_050, 32_000, 44_100, 48_000, 88_200, 96_000, 192_000)
 HELD_OUT = [f"sample{i}" for i in range(372, 400)]
 CONTEXT = 2048  # silence in front of each clip, as the training segments had
 SKIP = 0.1  # seconds left out of the pedal scores (both pedals start from rest)
+RIFF_LEVELS = (0.25, 0.5, 1.0)  # the riff scaled (at 1: 0.3 V peaks, as the demo plays it)
+BANDS = (0, 20, 200, 500, 1000, 2000, 5000, 22_050)  # Hz
 
 
 def _di_clips(data, names):
@@ -106,6 +112,31 @@ def jump_table(data):
     return rows
 
 
+def riff_tables():
+    """(rows of (gain, level, ESR % circuit-cond, ESR % circuit bank), rows of (band low, high,
+    error energy % of the signal's, the band's share of the signal)) on the demo's riff, the
+    gain stage alone, the first SKIP s left out; the bands at Gain 0, level 1."""
+    riff = guitar_riff(44_100, 4.0)
+    skip = int(SKIP * 44_100)
+    rows, bands = [], []
+    for gain in (0.0, 1.0):
+        for level in RIFF_LEVELS:
+            x = riff * level
+            y = GainStage(44_100, gain)(x.astype(np.float64))[skip:]
+            predictions = [ModelBank(m, gain)(x.astype(np.float32))[skip:]
+                           for m in ("circuit-cond", "circuit")]
+            rows.append((gain, level, *(100 * esr(y, p) for p in predictions)))
+            if gain == 0.0 and level == 1.0:
+                error = np.abs(np.fft.rfft(predictions[0] - y)) ** 2
+                signal = np.abs(np.fft.rfft(y)) ** 2
+                f = np.fft.rfftfreq(y.size, 1 / 44_100)
+                for low, high in zip(BANDS[:-1], BANDS[1:], strict=True):
+                    k = (f >= low) & (f < high)
+                    bands.append((low, high, 100 * error[k].sum() / signal.sum(),
+                                  signal[k].sum() / signal.sum()))
+    return rows, bands
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "conditioned.md"))
@@ -143,6 +174,19 @@ def main():
               "| model | largest jump |", "|---|---:|"]
     for name, jump in jump_table(data):
         lines.append(f"| {name} | {jump:.3f} V |")
+    rows, bands = riff_tables()
+    lines += ["", "### Generated playing: the demo's riff", "",
+              "ESR % of the gain stage alone against the circuit's on "
+              "`guitar_riff(44100, 4.0)` scaled by the level (1: 0.3 V peaks, as the demo plays "
+              "it), the first 0.1 s left out.", "",
+              "| Gain | level | `circuit-cond` | `circuit` bank |", "|---:|---:|---:|---:|"]
+    for gain, level, cond, bank in rows:
+        lines.append(f"| {gain:g} | {level:g} | {cond:.3f} | {bank:.3f} |")
+    lines += ["", "`circuit-cond`'s error at Gain 0, level 1, by band: its energy there as a "
+              "share of the whole signal's, and the share of the signal the band holds.", "",
+              "| band | error, % of the signal | signal in the band |", "|---|---:|---:|"]
+    for low, high, error, share in bands:
+        lines.append(f"| {low:g}-{high:g} Hz | {error:.3f} | {share:.3f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if rewrite_after(args.out, "<!-- tables -->", text):
