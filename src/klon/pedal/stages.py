@@ -64,6 +64,13 @@ def _discretise(stage, knob, params):
 GLIDE, PARAMS, STATE = 0, 4, 10
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _section(u, s, b0, b1, a1):
+    """One sample of the transposed direct form II section: (its output, its next memory)."""
+    v = b0 * u + s
+    return v, b1 * u - a1 * v
+
+
 @njit(cache=True, error_model="numpy")
 def run_stage(stage, x, y, memory):
     """Transposed direct form II, one state per channel; x, y: channels x frames (y may be x);
@@ -73,36 +80,24 @@ def run_stage(stage, x, y, memory):
     low = params[LOW]
     high = params[HIGH]
     if n_channels == 2 and glide[REMAINING] == 0.0:
-        # stereo with the knob at rest, the commonest block: the same steps with the
-        # coefficients and both filters' memories held in registers
-        b0 = params[B0]
-        b1 = params[B1]
-        a1 = params[A1]
-        s0 = state[0]
-        s1 = state[1]
+        # stereo with the knob at rest, the commonest block: the coefficients and both
+        # filters' memories held in registers
+        b0, b1, a1 = params[B0], params[B1], params[A1]
+        s0, s1 = state[0], state[1]
         for t in range(n_frames):
-            u0 = x[0, t]
-            u1 = x[1, t]
-            v0 = b0 * u0 + s0
-            v1 = b0 * u1 + s1
-            s0 = b1 * u0 - a1 * v0
-            s1 = b1 * u1 - a1 * v1
+            v0, s0 = _section(x[0, t], s0, b0, b1, a1)
+            v1, s1 = _section(x[1, t], s1, b0, b1, a1)
             y[0, t] = min(max(v0, low), high)
             y[1, t] = min(max(v1, low), high)
-        state[0] = 0.0 if abs(s0) < TINY else s0
-        state[1] = 0.0 if abs(s1) < TINY else s1
-        return
-    for t in range(n_frames):
-        if glide[REMAINING] > 0.0:
-            _discretise(stage, smoother_next(glide), params)
-        b0 = params[B0]
-        b1 = params[B1]
-        a1 = params[A1]
-        for ch in range(n_channels):
-            u = x[ch, t]
-            v = b0 * u + state[ch]
-            state[ch] = b1 * u - a1 * v
-            y[ch, t] = min(max(v, low), high)
+        state[0], state[1] = s0, s1
+    else:
+        for t in range(n_frames):
+            if glide[REMAINING] > 0.0:
+                _discretise(stage, smoother_next(glide), params)
+            b0, b1, a1 = params[B0], params[B1], params[A1]
+            for ch in range(n_channels):
+                v, state[ch] = _section(x[ch, t], state[ch], b0, b1, a1)
+                y[ch, t] = min(max(v, low), high)
     for ch in range(n_channels):
         if abs(state[ch]) < TINY:
             state[ch] = 0.0
